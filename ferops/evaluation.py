@@ -1,0 +1,63 @@
+"""Classification metrics and their pictures, computed one way for every stage.
+
+CV folds, the holdout `train` command and `evaluate` all report through
+`classification_metrics`, so numbers in MLflow, dvc metrics and the README
+mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # noqa: E402
+
+from ferops.io import atomic_file  # noqa: E402
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
+    labels = list(range(len(classes)))
+    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(np.mean(f1)),
+        "f1": {name: float(v) for name, v in zip(classes, f1)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(classes),
+        "report": classification_report(
+            y_true, y_pred, labels=labels, target_names=list(classes), zero_division=0, digits=4
+        ),
+    }
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+    return Path(path)
+
+
+def plot_confusion_matrix(matrix: list[list[int]], classes: tuple[str, ...] | list[str], path: str | Path, title: str) -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    m = np.asarray(matrix, dtype=float)
+    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(classes), 0.8 + 0.7 * len(classes)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,98 @@
+"""End to end: `dvc repro` of the real dvc.yaml in a temporary git repo, then the MLflow store and registry."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd, cwd, env):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / "ferops", repo / "ferops", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    params["synthfacs"]["n"] = 21  # 21 sequences -> 84 images (last 3 frames + neutral first frame)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    _run(["git", "init", "-q"], repo, env)
+    _run(["dvc", "init", "-q"], repo, env)
+    _run(["dvc", "config", "core.analytics", "false"], repo, env)
+    first = _run(["dvc", "repro"], repo, env)
+    start = time.perf_counter()
+    second = _run(["dvc", "repro"], repo, env)
+    return repo, env, first, second, time.perf_counter() - start
+
+
+def test_every_stage_ran_and_second_repro_is_a_no_op(repro):
+    repo, env, first, second, seconds = repro
+    for stage in ("generate", "preprocess", "validate", "cv"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert "Running stage" not in second.stdout
+    assert "up to date" in second.stdout.lower()
+    assert seconds < 60
+    status = _run(["dvc", "status", "dvc.yaml"], repo, env)
+    assert "up to date" in status.stdout.lower()
+
+
+def test_dvc_metrics_and_plots(repro):
+    repo, env, *_ = repro
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    metrics = shown["workspace"]["data"]["outputs/cv/metrics.json"]["data"]
+    assert 0 <= metrics["cv_accuracy_mean"] <= 1 and metrics["protocol"] == "subject"
+    _run(["dvc", "plots", "show", "-o", str(repo / "plots")], repo, env)
+    assert (repo / "plots" / "index.html").exists()
+    assert (repo / "data" / "synth" / "synthfacs_posed.contact_sheet.png").exists()
+
+
+def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
+    repo, env, *_ = repro
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("ferops")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("ferops.kind") == "cross-validation"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["git_commit"] and parent.data.tags["dvc.data"] not in ("", "untracked")
+    assert parent.data.params["train.epochs"] == "1"
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+             and r.data.tags.get("ferops.kind") == "cv-fold"]
+    assert len(folds) == 3
+    assert all({"test_accuracy", "accuracy", "loss"} <= set(r.data.metrics) for r in folds)
+    assert any(r.data.tags.get("ferops.kind") == "validate" for r in runs)
+    version = client.get_model_version_by_alias("fer-emotion", "champion")
+    assert {"candidate", "champion"} <= set(version.aliases)
+    assert version.tags["cv.protocol"] == "subject"
+
+
+def test_predict_pulls_champion_from_registry(repro):
+    repo, env, *_ = repro
+    image = next((repo / "data" / "synth" / "synthfacs_posed" / "cohn-kanade-images").rglob("*.png"))
+    out = _run([str(BIN / "ferops"), "predict", str(image), "--model", "models:/fer-emotion@champion"], repo, env)
+    result = json.loads(out.stdout)
+    assert result[0]["image"] == str(image)
+    assert abs(sum(result[0]["probabilities"].values()) - 1) < 1e-3
+    assert set(result[0]["probabilities"]) == {"neutral", "anger", "contempt", "disgust", "fear", "happiness",
+                                               "sadness", "surprise"}
