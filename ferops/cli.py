@@ -157,10 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from ferops.config import ParamsError
+    from ferops.data.formats import DatasetFormatError
 
     try:
         args.func(args)
-    except (ParamsError, FileNotFoundError) as exc:
+    except (ParamsError, DatasetFormatError, FileNotFoundError) as exc:
         print(f"ferops {args.command}: {exc}", file=sys.stderr)
         sys.exit(2)
 

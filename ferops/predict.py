@@ -13,6 +13,8 @@ import keras
 import mlflow
 import numpy as np
 
+from ferops.data.formats._images import convert_channels
+from ferops.data.formats._images import read_image as decode_image
 from ferops.data.vocab import EMOTIONS
 
 
@@ -30,12 +32,9 @@ def load_model(uri: str) -> tuple[keras.Model, tuple[str, ...]]:
 
 
 def read_image(path: str | Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Read with OpenCV and bring to the model's input: area-resized, gray or RGB (not BGR)."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image file (expected png/jpg/tiff)")
-    if channels == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """Decode with the dataset loaders' reader (clear errors, RGB order), then match the model's input."""
+    path = Path(path).resolve()
+    image = convert_channels(decode_image(path, path.parent), channels)
     image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return image.reshape(size[0], size[1], channels)
 

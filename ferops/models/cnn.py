@@ -34,7 +34,7 @@ def build_cnn(
     """
     inputs = keras.Input(shape=input_shape, name="image")
     # Scale uint8-range pixels to [0, 1] inside the model so served models take raw pixels.
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     for i, filters in enumerate(params.filters, start=1):
         x = layers.Conv2D(
             scaled(filters, params.width), params.kernel_size, padding="same", activation="relu", name=f"conv{i}"

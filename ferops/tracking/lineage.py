@@ -40,9 +40,8 @@ def dvc_hash(path: str | Path, root: str | Path = ".") -> str | None:
         stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
         for stage in stages.values():
             candidates += _outs(stage.get("outs"))
-    for dvcfile in root.glob("**/*.dvc"):
-        if ".dvc" in dvcfile.parent.parts or ".venv" in dvcfile.parts:
-            continue
+    dvcfiles = [*root.glob("*.dvc"), *(root / "data").glob("**/*.dvc")]
+    for dvcfile in (f for f in dvcfiles if f.is_file()):
         rel = dvcfile.parent.relative_to(root)
         for out in _outs((yaml.safe_load(dvcfile.read_text()) or {}).get("outs")):
             candidates.append({**out, "path": (rel / out["path"]).as_posix()})
