@@ -15,6 +15,7 @@ import numpy as np
 from ferops.config import Params, SynthFacsParams
 from ferops.data.dataset import Dataset
 from ferops.evaluation import write_json
+from ferops.io import atomic_file
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.store import configure
 
@@ -58,7 +59,8 @@ def preprocess(params: Params) -> Path:
     pp = params.preprocess
     processed, rejects = crop_faces(raw, size=pp.image_size, channels=pp.channels, detect_faces=pp.detect_faces)
     out = processed.save(params.dataset.processed_dir)
-    rejects.to_csv(out / "rejects.csv", index=False)
+    with atomic_file(out / "rejects.csv") as tmp:
+        rejects.to_csv(tmp, index=False)
     return out
 
 
