@@ -36,10 +36,13 @@ def repro(tmp_path_factory):
     params["synthfacs"]["n"] = 21  # 21 sequences -> 84 images (last 3 frames + neutral first frame)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     _run(["git", "init", "-q"], repo, env)
     _run(["dvc", "init", "-q"], repo, env)
     _run(["dvc", "config", "core.analytics", "false"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "tiny project"], repo, env)
     first = _run(["dvc", "repro"], repo, env)
     start = time.perf_counter()
     second = _run(["dvc", "repro"], repo, env)
@@ -76,7 +79,11 @@ def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
     parents = [r for r in runs if r.data.tags.get("ferops.kind") == "cross-validation"]
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.data.tags["git_commit"] and parent.data.tags["dvc.data"] not in ("", "untracked")
+    head = _run(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+    assert parent.data.tags["git_commit"] == head
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    processed = next(o for o in lock["stages"]["preprocess"]["outs"])
+    assert parent.data.tags["dvc.data"] == processed["md5"]
     assert parent.data.params["train.epochs"] == "1"
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
              and r.data.tags.get("ferops.kind") == "cv-fold"]
