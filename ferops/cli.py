@@ -40,7 +40,8 @@ def cmd_import_data(args) -> None:
     from ferops.data.importing import import_data
 
     out = import_data(args.format, args.source, raw_root=args.raw_root, name=args.name, dvc=not args.no_dvc)
-    print(f"imported to {out}; commit {out}.dvc with git to version it")
+    print(f"imported to {out}" + ("" if args.no_dvc else "; DVC tracks it now: `git add data.dvc` (or the .dvc file "
+                                  "DVC named) and commit to version it"))
 
 
 def cmd_preprocess(args) -> None:
