@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+# The store `make ui` opens; ferops itself reads params.yaml (tracking.tracking_uri) or MLFLOW_TRACKING_URI.
+MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .PHONY: setup run test test-fast ui benchmarks clean
 
