@@ -52,7 +52,8 @@ def register_and_promote(model_uri: str, name: str, metric: str, score: float, t
     best = champion_score(client, name, metric)
     promoted = best is None or score > best
     promotion = Promotion(name, str(version), score, best, promoted)
-    for key, value in {**(tags or {}), metric: f"{score:.6f}", "promotion": promotion.reason}.items():
+    # repr keeps every digit: a rounded tag would let an equal score "beat" the champion next time.
+    for key, value in {**(tags or {}), metric: repr(float(score)), "promotion": promotion.reason}.items():
         client.set_model_version_tag(name, version, key, str(value))
     client.set_registered_model_alias(name, CANDIDATE, version)
     if promoted:
