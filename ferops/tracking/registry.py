@@ -35,13 +35,17 @@ class Promotion:
 
 
 def champion_score(client: MlflowClient, name: str, metric: str) -> float | None:
+    """The champion's score from the run that measured it (`cv_run_id` tag), else from its version tag."""
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+    for run_id in (version.tags.get("cv_run_id"), version.run_id):
+        if run_id:
+            value = client.get_run(run_id).data.metrics.get(metric)
+            if value is not None:
+                return float(value)
     value = version.tags.get(metric)
-    if value is None and version.run_id:
-        value = client.get_run(version.run_id).data.metrics.get(metric)
     return None if value is None else float(value)
 
 
