@@ -146,8 +146,10 @@ def test_prototypes_jitter_and_keep_emotion_core():
     draws = [sample_aus("happiness", rng)[0] for _ in range(200)]
     assert sum("12" in d for d in draws) > 150
     assert len({tuple(sorted(d)) for d in draws}) > 3  # AUs dropped and added
-    contempt = sample_aus("contempt", rng)[0]
-    assert set(contempt) in ({"L12", "L14"}, {"R12", "R14"}) or len(contempt) >= 1
+    for _ in range(300):  # contempt is unilateral: one side's 12/14, never both sides of one AU
+        contempt = set(sample_aus("contempt", rng)[0])
+        assert contempt & {"L12", "R12", "L14", "R14"}, contempt
+        assert not {"L12", "R12"} <= contempt and not {"L14", "R14"} <= contempt, contempt
 
 
 def test_haar_cascade_finds_one_face_in_neutral_posed_renders():
