@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The store `make ui` opens; ferops itself reads params.yaml (tracking.tracking_uri) or MLFLOW_TRACKING_URI.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: setup run test test-fast ui benchmarks clean
+.PHONY: setup run test test-fast ui serve benchmarks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,20 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-## generate -> preprocess -> validate -> 10-fold CV -> register, on SynthFACS (see params.yaml)
-run: setup
+## generate -> preprocess -> validate -> 10-fold CV -> refit -> register, on SynthFACS (see params.yaml)
+# `ferops reconcile` first: stage records naming runs this store lacks are removed, so DVC redoes those stages.
+run: setup data/raw
+	ferops reconcile
 	dvc repro
 	@echo
 	@dvc metrics show
 	@echo
 	@echo "Open the MLflow UI on this store:  make ui   (= $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000), then browse http://127.0.0.1:5000"
+
+# data.dvc versions the raw datasets you import; a clone starts with the empty folder it records.
+data/raw:
+	mkdir -p data/raw
+	dvc commit --quiet --force data.dvc
 
 test: setup
 	$(BIN)/pytest
@@ -32,6 +39,12 @@ test-fast: setup
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
+
+# REST scoring of the champion (POST http://127.0.0.1:5001/invocations). MLflow starts uvicorn by name,
+# so .venv/bin must be on PATH (this Makefile puts it there); --env-manager local: no downloads here.
+MODEL ?= models:/fer-emotion@champion
+serve: setup
+	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/mlflow models serve -m $(MODEL) --env-manager local --port 5001
 
 benchmarks: setup
 	$(BIN)/python benchmarks/train_throughput.py

@@ -71,17 +71,31 @@ def cmd_train(args) -> None:
 
 def cmd_cv(args) -> None:
     from ferops import pipeline
+
+    m = pipeline.cross_validate(_params(args), out_dir=Path(args.out)).metrics
+    print(f"{m['folds']}-fold CV ({m['protocol_description']}): "
+          f"accuracy {m['cv_accuracy_mean']:.4f} ± {m['cv_accuracy_std']:.4f} (fold mean ± std), "
+          f"macro F1 {m['cv_f1_macro']:.4f} (pooled out-of-fold)")
+
+
+def cmd_refit(args) -> None:
+    from ferops import pipeline
+
+    summary = pipeline.refit(_params(args), out_dir=Path(args.out))
+    print(f"final model: run {summary['run_id']}, {summary['model_uri']}" if summary["refit"] else summary["reason"])
+
+
+def cmd_register(args) -> None:
+    from ferops import pipeline
     from ferops.tracking.store import ui_hint
 
     params = _params(args)
-    result = pipeline.cross_validate(params, out_dir=Path(args.out))
-    m = result.metrics
-    print(f"{m['folds']}-fold CV ({m['protocol_description']}): "
-          f"accuracy {m['cv_accuracy_mean']:.4f} ± {m['cv_accuracy_std']:.4f}")
-    if result.promotion:
-        p = result.promotion
-        aliases = "candidate, champion" if p.promoted else "candidate"
-        print(f"registered {p.name} v{p.version} as {aliases}: {p.reason}")
+    record = pipeline.register(params, out_path=Path(args.out))
+    if record["registered"]:
+        aliases = "candidate, champion" if record["champion"] else "candidate"
+        print(f"registered {record['model']} v{record['version']} as {aliases}: {record['reason']}")
+    else:
+        print(f"nothing registered: {record['reason']}")
     print(ui_hint(params.tracking))
 
 
@@ -89,81 +103,158 @@ def cmd_evaluate(args) -> None:
     from ferops import pipeline
 
     metrics = pipeline.evaluate(args.model, _params(args), out_dir=Path(args.out))
-    print(f"accuracy {metrics['accuracy']:.4f} on {metrics['n_scored']} images of {metrics['dataset']}")
+    print(f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} on {metrics['n_scored']} images "
+          f"of {metrics['dataset']} ({metrics['scored']})")
 
 
 def cmd_predict(args) -> None:
-    from ferops.config import load_params
     from ferops.predict import load_model, predict_images
     from ferops.tracking.store import configure
 
     if Path(args.params).exists():
-        configure(load_params(args.params).tracking)
+        configure(_params(args).tracking)
     model, classes = load_model(args.model)
     print(json.dumps(predict_images(model, classes, args.images), indent=2))
 
 
+def cmd_reconcile(args) -> None:
+    from ferops.tracking.stale_records import clear_stale_records
+
+    for line in clear_stale_records(_params(args)):
+        print(line)
+
+
+def _registry_call(args):
+    from ferops.tracking import registry
+    from ferops.tracking.store import configure
+
+    params = _params(args)
+    configure(params.tracking)
+    return registry, args.name or params.tracking.model_name
+
+
+def cmd_registry_list(args) -> None:
+    registry, name = _registry_call(args)
+    print(registry.format_versions(registry.list_versions(name)))
+
+
+def cmd_registry_promote(args) -> None:
+    registry, name = _registry_call(args)
+    print(registry.promote(name, args.version, why=args.why).reason)
+
+
+def cmd_registry_rollback(args) -> None:
+    registry, name = _registry_call(args)
+    print(registry.rollback(name, why=args.why).reason)
+
+
+FORMATS = ["ck+", "fer2013", "casme2", "folders"]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ferops import __version__
+
     parser = argparse.ArgumentParser(prog="ferops", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ferops {__version__}")
     parser.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Accepted after the subcommand too (`ferops cv --params x.yaml`); SUPPRESS keeps the top-level value otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=argparse.SUPPRESS, help="settings file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one pipeline step or tool")
 
-    p = sub.add_parser("generate", help="render a SynthFACS dataset in a real dataset's on-disk format")
-    p.add_argument("--preset", choices=["posed", "wild", "micro"])
-    p.add_argument("--n", type=int, help="samples: sequences (posed, micro) or images (wild)")
-    p.add_argument("--size", type=int)
-    p.add_argument("--channels", type=int, choices=[1, 3])
-    p.add_argument("--format", choices=["ck+", "fer2013", "casme2", "folders"])
-    p.add_argument("--out", help="output folder (or .csv for fer2013)")
-    p.add_argument("--seed", type=int)
+    def command(name, func, help):
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("generate", cmd_generate, "render a SynthFACS dataset in a real dataset's on-disk format")
+    p.add_argument("--preset", choices=["posed", "wild", "micro"], help="posed (CK+-like), wild (FER2013-like) "
+                   "or micro (CASME II-like); default: synthfacs.preset")
+    p.add_argument("--n", type=int, help="samples: sequences (posed, micro) or images (wild); default: synthfacs.n")
+    p.add_argument("--size", type=int, help="image side in pixels; default: synthfacs.size")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="1 gray or 3 RGB; default: synthfacs.channels")
+    p.add_argument("--format", choices=FORMATS, help="on-disk format to write; default: synthfacs.format")
+    p.add_argument("--out", help="output folder (or .csv for fer2013); default: synthfacs.out")
+    p.add_argument("--seed", type=int, help="random seed; default: seed")
     p.add_argument("--no-track", action="store_true", help="do not log the contact sheet to MLflow")
-    p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("import-data", help="copy your own dataset copy under data/raw/ and `dvc add` it")
+    p = command("import-data", cmd_import_data, "copy your own dataset copy under data/raw/ and version it with DVC")
     p.add_argument("source", help="path to the dataset as shipped")
-    p.add_argument("--format", required=True, choices=["ck+", "fer2013", "casme2", "folders"])
+    p.add_argument("--format", required=True, choices=FORMATS, help="the dataset's on-disk format")
     p.add_argument("--name", help="folder name under data/raw (default: from the format)")
-    p.add_argument("--raw-root", default="data/raw")
-    p.add_argument("--no-dvc", action="store_true", help="copy only, do not run `dvc add`")
-    p.set_defaults(func=cmd_import_data)
+    p.add_argument("--raw-root", default="data/raw", help="where raw datasets live (default: data/raw)")
+    p.add_argument("--no-dvc", action="store_true", help="copy only, do not update data.dvc")
 
-    p = sub.add_parser("preprocess", help="raw dataset -> aligned face crops (images.npy + manifest.parquet)")
-    p.set_defaults(func=cmd_preprocess)
+    command("preprocess", cmd_preprocess, "raw dataset -> aligned face crops (images.npy + manifest.parquet)")
 
-    p = sub.add_parser("validate", help="Great Expectations checks on the processed dataset")
-    p.add_argument("--report", default="outputs/validation.json")
-    p.add_argument("--no-track", action="store_true")
-    p.set_defaults(func=cmd_validate)
+    p = command("validate", cmd_validate, "Great Expectations checks on the processed dataset")
+    p.add_argument("--report", default="outputs/validation.json", help="where the JSON report goes")
+    p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
 
-    p = sub.add_parser("train", help="one tracked train/validation run")
-    p.add_argument("--out", default="outputs/train")
-    p.set_defaults(func=cmd_train)
+    p = command("train", cmd_train, "one tracked train/test run on a subject-grouped holdout")
+    p.add_argument("--out", default="outputs/train", help="folder for metrics.json and the confusion matrix")
 
-    p = sub.add_parser("cv", help="k-fold cross-validation, refit, register and promote")
-    p.add_argument("--out", default="outputs/cv")
-    p.set_defaults(func=cmd_cv)
+    p = command("cv", cmd_cv, "k-fold cross-validation of the recipe in params.yaml")
+    p.add_argument("--out", default="outputs/cv", help="folder for metrics, predictions and plots")
 
-    p = sub.add_parser("evaluate", help="score a model on the processed dataset")
+    p = command("refit", cmd_refit, "train the final model on all data, linked to its CV run")
+    p.add_argument("--out", default="outputs/model", help="folder for model.keras, run.json, training_rows.json")
+
+    p = command("register", cmd_register, "register the final model; champion only over a comparable, weaker one")
+    p.add_argument("--out", default="outputs/registry.json", help="where the registration record goes")
+
+    p = command("evaluate", cmd_evaluate, "score a model on the images of the processed dataset it never saw")
     p.add_argument("--model", default="models:/fer-emotion@champion", help="registry URI or .keras path")
-    p.add_argument("--out", default="outputs/evaluate")
-    p.set_defaults(func=cmd_evaluate)
+    p.add_argument("--out", default="outputs/evaluate", help="folder for metrics.json and the confusion matrix")
 
-    p = sub.add_parser("predict", help="emotion probabilities for image files, as JSON")
-    p.add_argument("images", nargs="+")
+    p = command("predict", cmd_predict, "emotion probabilities for image files, as JSON")
+    p.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
     p.add_argument("--model", default="models:/fer-emotion@champion", help="registry URI or .keras path")
-    p.set_defaults(func=cmd_predict)
+
+    command("reconcile", cmd_reconcile, "remove stage records whose runs or versions the tracking store lacks, "
+            "so `dvc repro` redoes them")
+
+    p = command("registry", None, "list, promote or roll back registered model versions")
+    reg = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION", help="list | promote | rollback")
+    for name, func, help in (("list", cmd_registry_list, "versions with aliases, scores and comparability keys"),
+                             ("promote", cmd_registry_promote, "make a version champion by hand"),
+                             ("rollback", cmd_registry_rollback, "give champion back to the previous champion")):
+        r = reg.add_parser(name, parents=[common], help=help, description=help)
+        r.set_defaults(func=func)
+        r.add_argument("--name", help="registered model (default: tracking.model_name)")
+        if name == "promote":
+            r.add_argument("version", help="version number to promote")
+        if name != "list":
+            r.add_argument("--why", required=True, help="reason, recorded on the version with who and when")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from ferops.config import ParamsError
-    from ferops.data.formats import DatasetFormatError
+    if argv is None:  # run as the `ferops` program (not main([...]) from tests or notebooks): own Ctrl-C/SIGTERM
+        from ferops.tracking.run_safety import install_interrupt_handlers
+
+        install_interrupt_handlers()
+    import logging
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from ferops.errors import FeropsError
+
+    # MLflow announces creating its SQLite tables on a fresh store; a newcomer's first command should not
+    # open with that (real problems still come as warnings and errors).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     try:
         args.func(args)
-    except (ParamsError, DatasetFormatError, FileNotFoundError) as exc:
+    except (FeropsError, FileNotFoundError) as exc:  # a missing file's message names it
         print(f"ferops {args.command}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except MlflowException as exc:  # the store refused: say so in one line, not forty
+        first = str(exc.message if hasattr(exc, "message") else exc).strip().splitlines()[0]
+        print(f"ferops {args.command}: tracking store {mlflow.get_tracking_uri()}: {first}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -7,112 +7,142 @@ silently fall back to a default and produce a run nobody asked for.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 
+from ferops.errors import FeropsError
 
-class ParamsError(ValueError):
+
+class ParamsError(FeropsError, ValueError):
     """A params.yaml key is unknown, missing or of the wrong type."""
+
+
+def rule(ge: float | None = None, gt: float | None = None, lt: float | None = None, le: float | None = None,
+         ascending: bool = False) -> Any:
+    """A required field with a range check: no default, so a key missing from params.yaml fails by name."""
+    return field(metadata={"ge": ge, "gt": gt, "lt": lt, "le": le, "ascending": ascending})
 
 
 @dataclass(frozen=True)
 class SynthFacsParams:
-    preset: Literal["posed", "wild", "micro"] = "posed"
-    n: int = 400  # samples: sequences for posed/micro, images for wild
-    size: int = 48
-    channels: int = 1
-    format: Literal["ck+", "fer2013", "casme2", "folders"] = "ck+"
-    out: str = "data/raw/synthfacs_posed"
+    preset: Literal["posed", "wild", "micro"]
+    n: int = rule(ge=1)  # samples: sequences for posed/micro, images for wild
+    size: int = rule(ge=16)
+    channels: Literal[1, 3]
+    format: Literal["ck+", "fer2013", "casme2", "folders"]
+    out: str
 
 
 @dataclass(frozen=True)
 class DatasetParams:
-    name: str = "synthfacs_posed"
-    format: Literal["ck+", "fer2013", "casme2", "folders"] = "ck+"
-    raw_dir: str = "data/raw/synthfacs_posed"
-    processed_dir: str = "data/processed/synthfacs_posed"
-    last_k: int = 3  # CK+: last K frames of each labelled sequence carry its emotion
-    neutral_first_frame: bool = True
-    subject_pattern: str = r"^(S\d{3})_"  # image folders: subject id from file names
+    name: str
+    format: Literal["ck+", "fer2013", "casme2", "folders"]
+    raw_dir: str
+    processed_dir: str
+    last_k: int = rule(ge=1)  # CK+: last K frames of each labelled sequence carry its emotion
+    neutral_first_frame: bool
+    subject_pattern: str | None  # image folders: subject id from file names; null = subjects unknown (image-level)
 
 
 @dataclass(frozen=True)
 class PreprocessParams:
-    image_size: int = 48
-    channels: int = 1
-    detect_faces: bool = False  # already-cropped data (SynthFACS, FER2013, CK+48) skips detection
+    image_size: int = rule(ge=16)
+    channels: Literal[1, 3]
+    detect_faces: bool  # already-cropped data (SynthFACS, FER2013, CK+48) skips detection
 
 
 @dataclass(frozen=True)
 class ValidateParams:
-    min_per_class: int = 10
-    pixel_mean_range: tuple[float, float] = (20.0, 235.0)
-    pixel_std_range: tuple[float, float] = (5.0, 110.0)
+    min_per_class: int = rule(ge=1)
+    pixel_mean_range: tuple[float, float] = rule(ascending=True)
+    pixel_std_range: tuple[float, float] = rule(ascending=True)
+    on_fail: Literal["stop", "quarantine"]  # quarantine: drop offending images into rejects.csv and go on
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    filters: tuple[int, ...] = (64, 128, 256)
-    kernel_size: int = 5
-    pool_size: int = 2
-    dense_units: int = 512
-    conv_dropout: float = 0.25
-    dense_dropout: float = 0.5
-    width: float = 1.0  # multiplies filters and dense units; < 1 for tiny test models
+    filters: tuple[int, ...] = rule(ge=1)
+    kernel_size: int = rule(ge=1)
+    pool_size: int = rule(ge=1)
+    dense_units: int = rule(ge=1)
+    conv_dropout: float = rule(ge=0.0, lt=1.0)
+    dense_dropout: float = rule(ge=0.0, lt=1.0)
+    width: float = rule(gt=0.0)  # multiplies filters and dense units; < 1 for tiny test models
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    flip: bool = True
-    rotation_deg: float = 10.0
-    translation: float = 0.1  # fraction of image size
-    scale: float = 0.1  # zoom in/out by up to this fraction
-    shear: float = 0.1  # shear factor
+    flip: bool
+    rotation_deg: float = rule(ge=0.0, le=180.0)
+    translation: float = rule(ge=0.0, lt=1.0)  # fraction of image size
+    scale: float = rule(ge=0.0, lt=1.0)  # zoom in/out by up to this fraction
+    shear: float = rule(ge=0.0, lt=1.0)  # shear factor
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 8
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    decay: float = 1e-5  # lr / (1 + decay * step), as Keras' legacy Adam `decay`
-    validation_fraction: float = 0.1  # `ferops train`: subject-grouped holdout when no split column
-    augment: AugmentParams = field(default_factory=AugmentParams)
+    epochs: int = rule(ge=1)
+    batch_size: int = rule(ge=1)
+    learning_rate: float = rule(gt=0.0)
+    decay: float = rule(ge=0.0)  # lr / (1 + decay * step), as Keras' legacy Adam `decay`
+    validation_fraction: float = rule(gt=0.0, lt=1.0)  # share of training subjects held out for decisions
+    augment: AugmentParams
 
 
 @dataclass(frozen=True)
 class CVParams:
-    folds: int = 10
-    protocol: Literal["subject", "paper"] = "subject"  # paper = frame-level stratified folds
-    refit: bool = True  # train a final model on all data for the registry
+    folds: int = rule(ge=2)  # and <= subjects: checked where the data is known (ferops.train.folds)
+    protocol: Literal["subject", "paper"]  # paper = frame-level stratified folds
+    refit: bool  # train a final model on all data for the registry
+
+
+# Metrics the emotion CV writes that a registry may rank by (higher is better).
+PROMOTE_METRICS = ("cv_accuracy_mean", "cv_f1_macro")
 
 
 @dataclass(frozen=True)
 class TrackingParams:
-    tracking_uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI overrides
-    artifact_root: str = "mlartifacts"
-    experiment: str = "ferops"
-    model_name: str = "fer-emotion"
-    promote_metric: str = "cv_accuracy_mean"
+    tracking_uri: str  # MLFLOW_TRACKING_URI overrides
+    artifact_root: str
+    experiment: str
+    model_name: str
+    promote_metric: Literal[PROMOTE_METRICS]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = 42
-    synthfacs: SynthFacsParams = field(default_factory=SynthFacsParams)
-    dataset: DatasetParams = field(default_factory=DatasetParams)
-    preprocess: PreprocessParams = field(default_factory=PreprocessParams)
-    validate: ValidateParams = field(default_factory=ValidateParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    cv: CVParams = field(default_factory=CVParams)
-    tracking: TrackingParams = field(default_factory=TrackingParams)
+    seed: int
+    synthfacs: SynthFacsParams
+    dataset: DatasetParams
+    preprocess: PreprocessParams
+    validate: ValidateParams
+    model: ModelParams
+    train: TrainParams
+    cv: CVParams
+    tracking: TrackingParams
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        for op, bound, ok in (("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b),
+                              ("le", "<=", lambda a, b: a <= b), ("lt", "<", lambda a, b: a < b)):
+            limit = meta.get(op)
+            if limit is not None and not ok(v, limit):
+                raise ParamsError(f"{key}: {v!r} must be {bound} {limit}")
+    if meta.get("ascending") and list(values) != sorted(values):
+        raise ParamsError(f"{key}: {list(values)} must be [low, high]")
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -152,6 +182,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ParamsError(f"{key}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -173,23 +205,58 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if unknown:
         where = prefix or "top level"
         raise ParamsError(f"unknown key {prefix + '.' if prefix else ''}{unknown[0]} in {where}; allowed: {sorted(names)}")
-    kwargs = {name: _coerce(value, hints[name], f"{prefix}.{name}" if prefix else name) for name, value in data.items()}
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+    if missing:
+        raise ParamsError(f"missing key {prefix + '.' if prefix else ''}{missing[0]}; every setting lives in params.yaml")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        kwargs[f.name] = _coerce(data[f.name], hints[f.name], key)
+        _check_range(kwargs[f.name], f.metadata, key)
     return cls(**kwargs)
 
 
 def parse_params(data: dict) -> Params:
-    """Validate a params mapping against the schema above."""
+    """Validate a complete params mapping against the schema above."""
     return _build(Params, data, "")
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def overlay(base: dict, changes: Mapping) -> dict:
+    """`base` with `changes` merged in section by section (a params overlay file, or tiny test settings)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = overlay(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def nest(dotted: Mapping[str, Any]) -> dict:
+    """{"train.epochs": 2} -> {"train": {"epochs": 2}}: dotted overrides (flows, sweeps) become an overlay."""
+    out: dict = {}
+    for key, value in dotted.items():
+        *heads, last = key.split(".")
+        node = out
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    return out
+
+
+def read_params_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", changes: Mapping | None = None) -> Params:
+    """params.yaml (plus optional section overrides) -> Params; errors name the file and the key."""
+    data = overlay(read_params_file(path), changes or {})
     try:
         return parse_params(data)
     except ParamsError as exc:

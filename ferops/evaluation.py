@@ -20,17 +20,30 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from ferops.io import atomic_file  # noqa: E402
 
 
+# How each reported figure is computed, written next to the numbers (metrics.json, the report).
+METRIC_DEFINITIONS = {
+    "cv_accuracy_mean": "mean over folds of each test fold's accuracy; cv_accuracy_std: their sample std (ddof=1)",
+    "cv_f1_macro": "macro F1 over the classes present in the data, from out-of-fold predictions pooled over all folds",
+}
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict:
-    labels = list(range(len(classes)))
-    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    """Accuracy, per-class and macro F1 over the classes present in `y_true`, confusion matrix, report.
+
+    A class the scored data lacks (neutral in CK+48) has no F1 to speak of: averaging a
+    forced 0 for it would understate every model, so it is left out and listed instead.
+    """
+    present = sorted(set(np.asarray(y_true).tolist()))
+    f1 = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_macro": float(np.mean(f1)),
-        "f1": {name: float(v) for name, v in zip(classes, f1)},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "f1_macro": float(np.mean(f1)) if present else 0.0,
+        "f1": {classes[k]: float(v) for k, v in zip(present, f1)},
+        "absent_classes": [name for k, name in enumerate(classes) if k not in present],
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))).tolist(),
         "classes": list(classes),
         "report": classification_report(
-            y_true, y_pred, labels=labels, target_names=list(classes), zero_division=0, digits=4
+            y_true, y_pred, labels=present, target_names=[classes[k] for k in present], zero_division=0, digits=4
         ),
     }
 
@@ -38,6 +51,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tupl
 def write_json(data: dict, path: str | Path) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2))
+    return Path(path)
+
+
+def write_csv(frame, path: str | Path) -> Path:
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return Path(path)
 
 

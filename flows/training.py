@@ -5,7 +5,7 @@ history, deployments on a schedule or on demand - and nothing else: each task
 is one call into ferops.pipeline, so a flow run and `dvc repro` compute the
 same thing from the same params.
 
-    python -m flows.training                      # run once, locally
+    python -m flows.training                      # run once, locally (an ephemeral Prefect server)
     python -m flows.training --serve              # a deployment that `prefect deployment run` triggers
 """
 
@@ -18,7 +18,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from ferops import pipeline
-from ferops.config import Params, load_params, replace
+from ferops.config import Params, load_params, nest
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -38,13 +38,17 @@ def validate(params: Params, report_path: str) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def cross_validate(params: Params, out_dir: str) -> dict:
-    result = pipeline.cross_validate(params, out_dir=Path(out_dir))
-    promotion = result.promotion
-    return result.metrics | {
-        "parent_run_id": result.parent_run_id,
-        "registered_version": promotion.version if promotion else None,
-        "promoted": promotion.promoted if promotion else False,
-    }
+    return pipeline.cross_validate(params, out_dir=Path(out_dir)).metrics
+
+
+@task(cache_policy=NO_CACHE)
+def refit(params: Params, cv_dir: str, out_dir: str) -> dict:
+    return pipeline.refit(params, cv_dir=Path(cv_dir), out_dir=Path(out_dir))
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)  # a registry call may meet a busy server
+def register(params: Params, cv_dir: str, model_dir: str, out_path: str) -> dict:
+    return pipeline.register(params, cv_dir=Path(cv_dir), model_dir=Path(model_dir), out_path=Path(out_path))
 
 
 @flow(name="ferops-emotion-cv", log_prints=True)
@@ -54,20 +58,21 @@ def emotion_cv_flow(
     synthesize: bool = True,
     outputs: str = "outputs",
 ) -> dict:
-    """generate (SynthFACS default) -> preprocess -> validate -> k-fold CV -> registry promotion.
+    """generate (SynthFACS default) -> preprocess -> validate -> k-fold CV -> refit -> register.
 
     `overrides` takes dotted keys ({"train.epochs": 2}) on top of params.yaml, for sweeps and tests.
     """
-    params = load_params(params_path)
-    if overrides:
-        params = replace(params, **overrides)
+    params = load_params(params_path, nest(overrides or {}))  # overrides are checked like params.yaml itself
     if synthesize:
         generate(params)
     preprocess(params)
     validate(params, f"{outputs}/validation.json")
     metrics = cross_validate(params, f"{outputs}/cv")
     print(f"CV accuracy {metrics['cv_accuracy_mean']:.4f} ± {metrics['cv_accuracy_std']:.4f} ({metrics['protocol']})")
-    return metrics
+    refit(params, f"{outputs}/cv", f"{outputs}/model")
+    record = register(params, f"{outputs}/cv", f"{outputs}/model", f"{outputs}/registry.json")
+    print(record.get("reason", ""))
+    return metrics | {"registry": record}
 
 
 def main() -> None:

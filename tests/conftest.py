@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ferops.config import parse_params  # noqa: E402
+from ferops.config import load_params  # noqa: E402
 from ferops.data.dataset import Dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,9 +28,16 @@ TINY = {
 }
 
 
+def make_params(changes: dict | None = None):
+    """The project's params.yaml with TINY and then `changes` merged in: what every test trains with."""
+    from ferops.config import overlay
+
+    return load_params(ROOT / "params.yaml", overlay(TINY, changes or {}))
+
+
 @pytest.fixture
 def tiny_params():
-    return parse_params(TINY)
+    return make_params()
 
 
 def make_toy_dataset(n: int = 60, n_classes: int = 3, n_subjects: int = 6, seed: int = 0) -> Dataset:

@@ -191,3 +191,62 @@ def dataset_of(images, name: str = "faces") -> Dataset:
                              "subject": [f"S{i:03d}" for i in range(n)], "sequence": [f"S{i:03d}_001" for i in range(n)],
                              "frame": 1, "split": "train"})
     return Dataset(images, manifest, EMOTIONS, name)
+
+
+# The FER2013 folder copy as it circulates (train/ and test/, one folder per class, Training_/PrivateTest_
+# names, no subject ids), seeded with the per-image faults real copies have. Maps path -> quarantine reason.
+FER_FOLDER_FAULTS = {
+    "train/angry/Training_900.jpg": "blank",  # flat grey fill
+    "test/happy/PrivateTest_901.jpg": "blank",  # black frame
+    "train/neutral/Training_902.jpg": "dark",
+    "train/happy/Training_903.jpg": "bright",
+    "test/neutral/PrivateTest_904.jpg": "high_contrast",  # 1-px stripes
+    "train/angry/Training_123.jpg": "duplicate_of_test",  # same pixels as test/angry/PrivateTest_10131363.jpg
+    "train/happy/Training_51.jpg": "duplicate",  # same pixels as train/happy/Training_50.jpg (read first)
+}
+
+
+def fer_folder_copy(root, per_class: tuple[int, int] = (4, 2)) -> dict[str, str]:
+    """Write a small FER2013-shaped folder copy under `root`; returns FER_FOLDER_FAULTS (path -> reason).
+
+    Clean faces are distinct drawn faces (mean ~140, std ~65, within params.yaml's validate ranges);
+    per_class = (train, test) clean images for each of angry, happy, neutral. A notes.txt and a
+    .DS_Store are left in class folders, as in copies passed around on macOS.
+    """
+    from pathlib import Path
+
+    root = Path(root)
+    rng = np.random.default_rng(7)
+
+    def put(relative: str, image: np.ndarray) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        path.write_bytes(buf.tobytes())
+
+    smiles = {"angry": -0.6, "happy": 1.0, "neutral": 0.0}
+    number = 1000
+    for split, count, prefix in (("train", per_class[0], "Training"), ("test", per_class[1], "PrivateTest")):
+        for label, smile in smiles.items():
+            for _ in range(count):
+                number += 1
+                face = draw_face(48, smile=smile, brow=float(rng.uniform(-1, 1)), shade=int(rng.integers(150, 220)),
+                                 angle=float(rng.uniform(-8, 8)))
+                put(f"{split}/{label}/{prefix}_{number}.jpg", face)
+    face = draw_face(48, shade=185)
+    put("train/angry/Training_900.jpg", np.full((48, 48), 128, np.uint8))
+    put("test/happy/PrivateTest_901.jpg", np.zeros((48, 48), np.uint8))
+    put("train/neutral/Training_902.jpg", (face * 0.12).astype(np.uint8))
+    put("train/happy/Training_903.jpg", 255 - (face * 0.12).astype(np.uint8))
+    stripes = np.zeros((48, 48), np.uint8)
+    stripes[:, ::2] = 255
+    put("test/neutral/PrivateTest_904.jpg", stripes)
+    leaked = draw_face(48, smile=-0.6, shade=170, angle=3.0)
+    put("train/angry/Training_123.jpg", leaked)
+    put("test/angry/PrivateTest_10131363.jpg", leaked)
+    repeated = draw_face(48, smile=1.0, shade=200, angle=-3.0)
+    put("train/happy/Training_50.jpg", repeated)
+    put("train/happy/Training_51.jpg", repeated)
+    (root / "train/angry/notes.txt").write_text("downloaded from kaggle\n")
+    (root / "test/happy/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    return dict(FER_FOLDER_FAULTS)

@@ -1,8 +1,16 @@
 import pytest
 
-from ferops.config import ParamsError, flatten, load_params, parse_params, replace
+import yaml
+
+from ferops.config import ParamsError, flatten, load_params, overlay, parse_params, replace
 
 from conftest import ROOT
+
+PROJECT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_changes(changes: dict) -> dict:
+    return overlay(PROJECT, changes)
 
 
 def test_project_params_parse_to_typed_objects():
@@ -23,7 +31,7 @@ def test_project_params_parse_to_typed_objects():
 )
 def test_unknown_key_is_named(data, key):
     with pytest.raises(ParamsError, match=f"unknown key {key}"):
-        parse_params(data)
+        parse_params(with_changes(data))
 
 
 @pytest.mark.parametrize(
@@ -40,7 +48,49 @@ def test_unknown_key_is_named(data, key):
 )
 def test_wrong_type_is_named(data, message):
     with pytest.raises(ParamsError, match=message):
+        parse_params(with_changes(data))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": {"epochs": -1}}, "train.epochs: -1 must be >= 1"),
+        ({"train": {"epochs": 0}}, "train.epochs: 0 must be >= 1"),
+        ({"model": {"width": -0.5}}, "model.width: -0.5 must be > 0"),
+        ({"model": {"conv_dropout": 1.0}}, "model.conv_dropout: 1.0 must be < 1"),
+        ({"model": {"filters": [64, 0]}}, "model.filters: 0 must be >= 1"),
+        ({"cv": {"folds": 1}}, "cv.folds: 1 must be >= 2"),
+        ({"train": {"validation_fraction": 0.0}}, "train.validation_fraction: 0.0 must be > 0"),
+        ({"validate": {"pixel_std_range": [100.0, 5.0]}}, r"validate.pixel_std_range: \[100.0, 5.0\] must be \[low, high\]"),
+        ({"tracking": {"promote_metric": "cv_acuracy_mean"}}, "tracking.promote_metric: 'cv_acuracy_mean' is not one of"),
+        ({"validate": {"on_fail": "ignore"}}, "validate.on_fail: 'ignore' is not one of"),
+    ],
+)
+def test_out_of_range_values_are_named_before_any_work(data, message):
+    with pytest.raises(ParamsError, match=message):
+        parse_params(with_changes(data))
+
+
+def test_a_missing_key_fails_by_name():
+    data = with_changes({})
+    del data["train"]["decay"]
+    with pytest.raises(ParamsError, match="missing key train.decay"):
         parse_params(data)
+
+
+def test_exponent_floats_are_numbers(tmp_path):
+    # YAML 1.1 reads 1e-3 (no dot) as the string "1e-3"; a researcher writes it that way.
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.001", "learning_rate: 1e-3")
+    assert "learning_rate: 1e-3" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load_params(path).train.learning_rate == 0.001
+    with pytest.raises(ParamsError, match="train.learning_rate: expected a number, got '1e-3x'"):
+        parse_params(with_changes({"train": {"learning_rate": "1e-3x"}}))
+
+
+def test_subject_pattern_may_be_null():
+    assert parse_params(with_changes({"dataset": {"subject_pattern": None}})).dataset.subject_pattern is None
 
 
 def test_file_errors_name_the_file(tmp_path):
@@ -48,13 +98,13 @@ def test_file_errors_name_the_file(tmp_path):
     bad.write_text("train:\n  epochs: [1\n")
     with pytest.raises(ParamsError, match="params.yaml: not valid YAML"):
         load_params(bad)
-    bad.write_text("seed: 1\nsynthfacs:\n  preset: cartoon\n")
+    bad.write_text(yaml.safe_dump(with_changes({"synthfacs": {"preset": "cartoon"}})))
     with pytest.raises(ParamsError, match=r"params.yaml: synthfacs.preset: 'cartoon'"):
         load_params(bad)
 
 
 def test_flatten_and_replace():
-    params = replace(parse_params({}), **{"train.epochs": 2, "train.augment.flip": False, "seed": 7})
+    params = replace(parse_params(PROJECT), **{"train.epochs": 2, "train.augment.flip": False, "seed": 7})
     flat = flatten(params)
     assert flat["train.epochs"] == 2 and flat["train.augment.flip"] is False and flat["seed"] == 7
     assert flat["model.filters"] == [64, 128, 256]

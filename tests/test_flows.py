@@ -26,7 +26,7 @@ def test_emotion_cv_flow_runs_pipeline_and_registers(mlflow_store, tmp_path):
     assert state.is_completed(), state
     metrics = state.result()
     assert metrics["folds"] == 3 and metrics["protocol"] == "subject"
-    assert metrics["registered_version"] == "1" and metrics["promoted"]
+    assert metrics["registry"]["version"] == "1" and metrics["registry"]["champion"]
     assert (tmp_path / "outputs" / "cv" / "metrics.json").exists()
     assert (tmp_path / "data" / "processed" / "synthfacs_posed" / "images.npy").exists()
     client = MlflowClient()

@@ -13,10 +13,14 @@ import pytest
 from ferops.data import formats
 from ferops.data.formats import DatasetFormatError, FORMATS, read, write
 from ferops.data.formats.casme2 import CLASSES_ALL, parse_action_units, read_casme2, write_casme2
+from ferops.data.formats.casme2 import COLUMNS as CASME2_COLUMNS
 from ferops.data.formats.ckplus import format_float, read_ckplus, write_ckplus
 from ferops.data.formats.fer2013_csv import read_fer2013, write_fer2013
 from ferops.data.formats.image_folders import CKPLUS48_PATTERN, FEROPS_PATTERN, read_folders, write_folders
 from ferops.data.vocab import CKPLUS_CODES, FERPLUS_COLUMNS
+from ferops.data.dataset import Dataset
+from ferops.data.formats.skipped import describe, reader_notes
+from ferops.errors import FeropsError
 from format_fixtures import draw_face, make, native_names
 
 
@@ -65,20 +69,27 @@ def _fer_csv(tmp_path, rows: list[str], header: str = "emotion,pixels,Usage"):
 GOOD = "3," + " ".join(["12"] * 2304) + ",Training"
 
 
+ROW17 = "fer2013.csv data row 17 (line 18): "
+
+
 @pytest.mark.parametrize("bad_row, message", [
-    ("3," + " ".join(["12"] * 2300) + ",Training", "fer2013.csv row 17: pixels has 2300 values, expected 2304"),
-    ("3," + " ".join(["12"] * 2303 + ["1.5"]) + ",Training", "fer2013.csv row 17: pixels value '1.5' is not an integer"),
-    ("3," + " ".join(["12"] * 2303 + ["abc"]) + ",Training", "fer2013.csv row 17: pixels value 'abc' is not an integer"),
-    ("3," + " ".join(["12"] * 2303 + ["256"]) + ",Training", "fer2013.csv row 17: pixels value '256' is not an integer 0..255"),
-    ("3," + " ".join(["12"] * 2303 + ["-1"]) + ",Training", "fer2013.csv row 17: pixels value '-1'"),
-    ("9," + " ".join(["12"] * 2304) + ",Training", "fer2013.csv row 17: emotion '9' is not one of"),
-    ("3," + " ".join(["12"] * 2304) + ",Validation", "fer2013.csv row 17: Usage 'Validation' is not one of"),
+    ("3," + " ".join(["12"] * 2300) + ",Training", "pixels has 2300 values, expected 2304 values"),
+    ("3," + " ".join(["12"] * 2303 + ["1.5"]) + ",Training", "pixels value '1.5' is not an integer"),
+    ("3," + " ".join(["12"] * 2303 + ["abc"]) + ",Training", "pixels value 'abc' is not an integer"),
+    ("3," + " ".join(["12"] * 2303 + ["256"]) + ",Training", "pixels value '256' is not an integer 0..255"),
+    ("3," + " ".join(["12"] * 2303 + ["-1"]) + ",Training", "pixels value '-1'"),
+    ("9," + " ".join(["12"] * 2304) + ",Training", "emotion '9' is not one of"),
+    ("3," + " ".join(["12"] * 2304) + ",Validation", "Usage 'Validation' is not one of"),
+    ("3,,Training", "pixels is empty, expected 2304 values"),
+    ("3,Training", "2 fields ('3', 'Training'), expected 3: emotion,pixels,Usage; a field is missing"),
+    ("3," + " ".join(["12"] * 2304), "2 fields ('3', '12 12 12 12 12 12 12 12 ...'), expected 3: emotion,pixels,Usage"),
 ])
 def test_fer2013_bad_rows_name_the_row(tmp_path, bad_row, message):
     path = _fer_csv(tmp_path, [GOOD] * 16 + [bad_row] + [GOOD] * 3)
     with pytest.raises(DatasetFormatError) as err:
         read_fer2013(path)
-    assert message in str(err.value)
+    assert str(err.value).startswith(ROW17 + message), str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_fer2013_wrong_header(tmp_path):
@@ -94,7 +105,7 @@ def test_fer2013_parses_across_chunks(tmp_path):
     ds = read_fer2013(_fer_csv(tmp_path, rows))
     np.testing.assert_array_equal(ds.images.reshape(2100, -1), pix)
     bad = rows[:2070] + ["1," + " ".join(["3"] * 2305) + ",Training"] + rows[2071:]
-    with pytest.raises(DatasetFormatError, match="row 2071: pixels has 2305 values"):
+    with pytest.raises(DatasetFormatError, match=r"data row 2071 \(line 2072\): pixels has 2305 values"):
         read_fer2013(_fer_csv(tmp_path, bad))
 
 
@@ -400,7 +411,8 @@ def test_parse_action_units():
 def test_casme2_bad_au_string_names_row(tmp_path):
     rows = list(REAL_ROWS)
     rows[2] = (2, "EP01_11f", 47, 49, 51, "4+X", "happiness")
-    with pytest.raises(DatasetFormatError, match=r"coding.csv row 3 Action Units: cannot parse '4\+X'"):
+    with pytest.raises(DatasetFormatError,
+                       match=r"^coding.csv data row 3 \(line 4\): Action Units '4\+X': 'X' is not an AU"):
         read_casme2(_casme_tree(tmp_path, rows))
 
 
@@ -415,8 +427,44 @@ def test_casme2_missing_column(tmp_path):
 def test_casme2_bad_frame_number(tmp_path):
     rows = list(REAL_ROWS)
     rows[0] = (1, "EP02_01f", "abc", 48, 51, "1", "happiness")
-    with pytest.raises(DatasetFormatError, match="row 1: OnsetFrame 'abc' is not a frame number"):
+    with pytest.raises(DatasetFormatError,
+                       match=r"^coding.csv data row 1 \(line 2\): OnsetFrame 'abc' is not a frame number$"):
         read_casme2(_casme_tree(tmp_path, rows))
+
+
+@pytest.mark.parametrize("sheet, where", [("coding.csv", "line"), ("CASME2-coding-20140508.xlsx", "sheet row")])
+def test_casme2_bad_cell_names_data_row_and_line(tmp_path, sheet, where):
+    root = _casme_tree(tmp_path, REAL_ROWS, sheet)
+
+    def second_row_is(bad):
+        table = pd.DataFrame(REAL_ROWS[:1] + [bad] + REAL_ROWS[2:], columns=list(CASME2_COLUMNS))
+        if sheet.endswith(".xlsx"):
+            table.to_excel(root / sheet, index=False)
+        else:
+            table.to_csv(root / sheet, index=False)
+        with pytest.raises(DatasetFormatError) as err:
+            read_casme2(root)
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    prefix = f"{sheet} data row 2 ({where} 3): "
+    assert second_row_is((1, "EP03_02", 46, "4?", 50, "4+L10", "others")) == \
+        prefix + "ApexFrame '4?' is not a frame number or '/'"
+    assert second_row_is((1, "EP03_02", 46, 48, 50, "4+L10", "bored")).startswith(
+        prefix + "Estimated Emotion: label 'bored' is not in the mapping")
+    assert second_row_is(("subX", "EP03_02", 46, 48, 50, "4+L10", "others")).startswith(
+        prefix + "Subject 'X' is not a subject number")
+    assert second_row_is((1, "", 46, 48, 50, "4+L10", "others")) == prefix + "Filename is empty"
+
+
+def test_casme2_ragged_csv_row(tmp_path):
+    root = _casme_tree(tmp_path, REAL_ROWS)
+    lines = (root / "coding.csv").read_text().splitlines()
+    lines[3] += ",extra"
+    (root / "coding.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetFormatError,
+                       match=r"^coding.csv data row 3 \(line 4\): 8 fields, expected 7: .* extra 'extra'$"):
+        read_casme2(root)
 
 
 def test_casme2_filename_escaping_root(tmp_path):
@@ -425,7 +473,7 @@ def test_casme2_filename_escaping_root(tmp_path):
     table = pd.read_csv(root / "coding.csv", dtype=str)
     table.loc[0, "Filename"] = "../../../secret"
     table.to_csv(root / "coding.csv", index=False)
-    with pytest.raises(DatasetFormatError, match="row 1 Filename: .*outside the dataset root"):
+    with pytest.raises(DatasetFormatError, match=r"data row 1 \(line 2\): Filename: .*outside the dataset root"):
         read_casme2(root)
 
 
@@ -476,7 +524,7 @@ def test_folders_ckplus48_layout(tmp_path):
     ds = read_folders(tmp_path / "CK+48", subject_pattern=r"^(S\d{3})_")
     assert list(ds.manifest["subject"]) == ["S010", "S010", "S138", "S011"]
     assert ds.classes == ("anger", "contempt", "happiness") and set(ds.manifest["split"]) == {"unsplit"}
-    assert ds.extras["skipped_files"] == {".txt": 1}
+    assert ds.extras["skipped_files"] == {"not images": {".txt": 1}} and ds.extras["subjects_known"] is True
     ds = read_folders(tmp_path / "CK+48", subject_pattern=CKPLUS48_PATTERN, channels=1)
     assert list(ds.manifest["sequence"]) == ["S010_004", "S010_004", "S138_008", "S011_006"]
     assert list(ds.manifest["frame"]) == [17, 18, 7, 13] and ds.images.shape[-1] == 1
@@ -489,7 +537,9 @@ def test_folders_fer_variant(tmp_path):
     ds = read("folders", tmp_path / "fer")
     assert len(ds) == 14 and set(ds.manifest["split"]) == {"train", "test"}
     assert set(ds.manifest["label_name"]) == {"anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"}
-    assert ds.manifest["subject"].is_unique is False  # same file names in train/ and test/: subject = stem
+    # no subject_pattern: image-level, and the subject is the path (train/ and test/ repeat file names)
+    assert ds.manifest["subject"].is_unique and ds.manifest["subject"].iloc[0] == "test/angry/im5.jpg"
+    assert ds.extras == {"subjects_known": False}
     assert ds.images.shape[1:] == (48, 48, 1)
 
 
@@ -522,9 +572,76 @@ def test_folders_symlink_escape(tmp_path):
 
 
 def test_folders_subject_pattern_must_match(tmp_path):
-    _png(tmp_path / "f/happy/img_1.png", draw_face(48))
-    with pytest.raises(DatasetFormatError, match=r"img_1.png: subject pattern .* does not match"):
+    _png(tmp_path / "f/train/happy/Training_123.jpg", draw_face(48))
+    with pytest.raises(DatasetFormatError) as err:
         read_folders(tmp_path / "f", subject_pattern=r"^(S\d{3})_")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}/f/train/happy/Training_123.jpg: subject_pattern '^(S\\\\d{{3}})_' does not "
+                              f"match the file name 'Training_123'")
+    assert "set `subject_pattern: null`" in message and "\n" not in message
+    with pytest.raises(FeropsError, match="needs a group"):
+        read_folders(tmp_path / "f", subject_pattern=r"^S\d{3}_")
+    with pytest.raises(FeropsError, match="not a valid regular expression"):
+        read_folders(tmp_path / "f", subject_pattern=r"^(S\d{3}_")
+
+
+@pytest.mark.parametrize("pattern", [None, ""])
+def test_folders_without_subject_pattern_are_image_level(tmp_path, pattern):
+    """The standard FER2013 folder copy: no subject ids, so every image is its own subject, flagged and saved."""
+    names = {"train/angry": ["Training_123.jpg", "Training_99.jpg"], "test/angry": ["PrivateTest_10131363.jpg"],
+             "train/happy": ["Training_7.jpg"], "test/happy": ["Training_7.jpg"]}  # same name on both sides
+    for folder, files in names.items():
+        for name in files:
+            _png(tmp_path / "fer" / folder / name, draw_face(48, shade=150 + len(name)))
+    ds = read("folders", tmp_path / "fer", subject_pattern=pattern)
+    assert sorted(ds.manifest["subject"]) == sorted(f"{folder}/{n}" for folder, files in names.items() for n in files)
+    assert (ds.manifest["subject"] == ds.manifest["path"]).all()
+    assert (ds.manifest["sequence"] == ds.manifest["path"]).all()
+    assert ds.extras["subjects_known"] is False and not ds.subjects_known
+    saved = Dataset.load(ds.save(tmp_path / "processed"))
+    assert saved.extras["subjects_known"] is False and not saved.subjects_known
+    assert '"subjects_known": false' in (tmp_path / "processed" / "meta.json").read_text()
+
+
+def test_subjects_known_per_format(tmp_path, wild):
+    write_fer2013(wild, tmp_path / "fer")
+    assert not read_fer2013(tmp_path / "fer").subjects_known
+    assert read_fer2013(tmp_path / "fer").extras["subjects_known"] is False
+    _png(tmp_path / "ck48/happy/S010_004_00000017.png", draw_face(48))
+    assert read_folders(tmp_path / "ck48", subject_pattern=CKPLUS48_PATTERN).subjects_known
+    posed = make("posed", n=2, seed=0, size=32)  # in memory, no flag: subjects repeat, so they are known
+    assert posed.subjects_known
+    assert not posed.subset([0]).subjects_known  # one image per subject, no flag: image-level
+
+
+def test_folders_skipped_files_are_counted_by_reason(tmp_path):
+    _png(tmp_path / "fer/train/happy/a.png", draw_face(48))
+    _png(tmp_path / "fer/test/happy/b.png", draw_face(48))
+    (tmp_path / "fer/train/happy/notes.txt").write_text("x")
+    (tmp_path / "fer/test/happy/.DS_Store").write_bytes(b"\0")
+    (tmp_path / "fer/test/happy/._b.png").write_bytes(b"\0")
+    (tmp_path / "fer/test/happy/more").mkdir()
+    (tmp_path / "fer/README.md").write_text("x")
+    (tmp_path / "fer/train/labels.csv").write_text("x")
+    ds = read_folders(tmp_path / "fer")
+    assert len(ds) == 2
+    assert ds.extras["skipped_files"] == {
+        "outside class folders": {".md": 1, ".csv": 1},
+        "not images": {".DS_Store": 1, "._* (macOS metadata)": 1, ".txt": 1},
+        "folders inside class folders (not read)": {"folder": 1},
+    }
+    assert describe(ds.extras["skipped_files"]) == (
+        "skipped 6 files: 2 outside class folders (1 .md, 1 .csv), "
+        "3 not images (1 .DS_Store, 1 ._* (macOS metadata), 1 .txt), "
+        "1 folders inside class folders (not read) (1 folder)")
+    assert describe({}) is None and describe(None) is None
+
+
+def test_reader_notes_name_format_exclusions(tmp_path):
+    assert reader_notes({"dropped": {"class_not_kept": 3, "apex_unknown": 0}}) == [
+        "excluded 3 by the format's protocol: 3 class not kept"]
+    assert reader_notes({"skipped_files": {"not images": {".txt": 2}}}) == ["skipped 2 files: 2 not images (2 .txt)"]
+    assert reader_notes({}) == []
 
 
 def test_folders_writer_refuses_micro_labels(tmp_path):
@@ -545,9 +662,26 @@ def test_registry():
 
 
 def test_fer2013_extra_field(tmp_path):
-    path = _fer_csv(tmp_path, [GOOD + ",oops", GOOD])
-    with pytest.raises(DatasetFormatError, match="fer2013.csv: not a well-formed csv .*Expected 3 columns"):
+    path = _fer_csv(tmp_path, [GOOD, GOOD + ",oops", GOOD])
+    with pytest.raises(DatasetFormatError) as err:
         read_fer2013(path)
+    assert str(err.value) == ("fer2013.csv data row 2 (line 3): 4 fields, expected 3: emotion,pixels,Usage; "
+                              "extra 'oops'")
+
+
+def test_ferplus_bad_rows_name_the_row(tmp_path):
+    pixels = " ".join(["5"] * 2304)
+    _fer_csv(tmp_path, [f"3,{pixels},Training"] * 3)
+    header = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
+    good = "Training,fer0.png,0,10,0,0,0,0,0,0,0,0"
+    (tmp_path / "fer2013new.csv").write_text("\n".join([header, good, "Training,fer1.png,0,10,0,x,0,0,0,0,0,0", good]))
+    with pytest.raises(DatasetFormatError,
+                       match=r"^fer2013new.csv data row 2 \(line 3\): sadness 'x' is not an integer"):
+        read_fer2013(tmp_path, ferplus=True)
+    (tmp_path / "fer2013new.csv").write_text("\n".join([header, good, good, "Training,fer2.png,0,10,0,0,0,0,0,0,0"]))
+    with pytest.raises(DatasetFormatError, match=r"^fer2013new.csv data row 3 \(line 4\): 11 fields .*expected 12: "
+                                                 r"Usage,Image name,neutral.*a field is missing$"):
+        read_fer2013(tmp_path, ferplus=True)
 
 
 def test_read_ignores_other_formats_options_but_not_typos(tmp_path, wild):

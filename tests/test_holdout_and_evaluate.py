@@ -1,28 +1,56 @@
 import json
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from ferops import pipeline
 from ferops.config import replace
 from ferops.train.holdout import split_indices
+from ferops.train.unseen import EvaluationRefused
 
 
-def test_holdout_train_then_evaluate_from_the_logged_model(mlflow_store, tiny_params, toy_dataset, tmp_path):
+@pytest.fixture
+def processed(mlflow_store, tiny_params, toy_dataset, tmp_path):
     params = replace(tiny_params, **{"dataset.processed_dir": str(tmp_path / "processed")})
     toy_dataset.save(params.dataset.processed_dir)
+    return params
 
-    metrics = pipeline.holdout_train(params, out_dir=tmp_path / "train")
+
+def test_holdout_model_is_scored_on_its_held_out_subjects_only(processed, toy_dataset, tmp_path):
+    metrics = pipeline.holdout_train(processed, out_dir=tmp_path / "train")
     run = MlflowClient().get_run(metrics["run_id"])
     assert run.data.tags["split"] == "subject-grouped holdout"
-    assert {"val_accuracy_final", "val_f1_macro", "loss"} <= set(run.data.metrics)
+    assert {"heldout_accuracy", "heldout_f1_macro", "loss", "val_accuracy"} <= set(run.data.metrics)
     assert json.loads((tmp_path / "train" / "metrics.json").read_text())["split"] == "subject-grouped holdout"
+    assert mlflow.models.get_model_info(metrics["model_uri"]).metadata["classes"] == list(toy_dataset.classes)
 
-    scored = pipeline.evaluate(metrics["model_uri"], params, out_dir=tmp_path / "eval")
-    assert scored["n_scored"] == len(toy_dataset) and scored["classes"] == list(toy_dataset.classes)
+    train, test, _ = split_indices(toy_dataset, processed)
+    scored = pipeline.evaluate(metrics["model_uri"], processed, out_dir=tmp_path / "eval")
+    assert scored["n_scored"] == len(test) < len(toy_dataset)
+    assert scored["scored"].startswith("held-out subjects")
+    assert scored["accuracy"] == pytest.approx(metrics["accuracy"])  # the same unseen rows as the holdout score
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"] == scored["accuracy"]
-    assert mlflow.models.get_model_info(metrics["model_uri"]).metadata["classes"] == list(toy_dataset.classes)
+
+
+def test_evaluate_refuses_a_model_on_its_own_training_data(processed, tmp_path):
+    cv = pipeline.cross_validate(processed, out_dir=tmp_path / "cv")
+    summary = pipeline.refit(processed, cv_dir=tmp_path / "cv", out_dir=tmp_path / "model")
+    refit_run = MlflowClient().get_run(summary["run_id"])
+    # the final model's run carries the recipe, the lineage and its CV parent
+    assert refit_run.data.params["train.epochs"] == "1"
+    assert {"git_commit", "dvc.data"} <= set(refit_run.data.tags)
+    assert refit_run.data.tags["mlflow.parentRunId"] == cv.parent_run_id
+    info = mlflow.models.get_model_info(summary["model_uri"])
+    assert info.name == processed.tracking.model_name
+    logged = mlflow.get_logged_model(summary["model_id"])
+    assert {m.key: m.value for m in logged.metrics}["cv_accuracy_mean"] == pytest.approx(
+        cv.metrics["cv_accuracy_mean"])
+    for uri in (summary["model_uri"], str(tmp_path / "model" / "model.keras")):
+        with pytest.raises(EvaluationRefused, match="trained on every image of toy"):
+            pipeline.evaluate(uri, processed, out_dir=tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
 
 
 def test_holdout_uses_the_datasets_own_split(tiny_params, toy_dataset):

@@ -114,3 +114,31 @@ def test_raw_root_tracked_as_one_output(tmp_path, folders_source, monkeypatch):
     after = (repo / "data.dvc").read_text()
     assert after != before and "nfiles: 7" in after
     assert not (repo / "data/raw/fer_folders.dvc").exists()
+
+
+def test_import_prints_what_the_reader_skipped(tmp_path, folders_source, capsys):
+    (folders_source / "Training" / "notes.txt").write_text("outside the class folders")
+    class_dir = next(p for p in (folders_source / "Training").iterdir() if p.is_dir())
+    (class_dir / ".DS_Store").write_bytes(b"\0")
+    (class_dir / "readme.txt").write_text("x")
+    dest = import_data("folders", folders_source, raw_root=tmp_path / "raw", dvc=False)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{folders_source}: skipped 3 files: 1 outside class folders (1 .txt), "
+                       f"2 not images (1 .DS_Store, 1 .txt)"]
+    assert (dest / "Training" / "notes.txt").exists()  # skipped when reading, still copied: the copy is as shipped
+
+
+def test_import_prints_nothing_when_nothing_was_skipped(tmp_path, folders_source, capsys):
+    import_data("folders", folders_source, raw_root=tmp_path / "raw", dvc=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_import_prints_casme2_exclusions(tmp_path, capsys):
+    micro = make("micro", n=6, seed=0, size=32)
+    src = write("casme2", micro, tmp_path / "casme")
+    kept = ("happiness", "disgust")
+    clips = micro.manifest.groupby("sequence")["label_name"].first()
+    n = int((~clips.isin(kept)).sum())
+    assert 0 < n < len(clips)
+    import_data("casme2", src, raw_root=tmp_path / "raw", dvc=False, classes=kept)
+    assert capsys.readouterr().out.splitlines() == [f"{src}: excluded {n} by the format's protocol: {n} class not kept"]

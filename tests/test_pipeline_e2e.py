@@ -1,4 +1,8 @@
-"""End to end: `dvc repro` of the real dvc.yaml in a temporary git repo, then the MLflow store and registry."""
+"""End to end: `dvc repro` of the real dvc.yaml in a temporary git repo, then the MLflow store and registry.
+
+Then the newcomer's view: a `git clone` of that repo (committed dvc.lock, no store, no data) must train,
+track and register again rather than trust the lock file.
+"""
 
 import json
 import os
@@ -49,15 +53,49 @@ def repro(tmp_path_factory):
     return repo, env, first, second, time.perf_counter() - start
 
 
+STAGES = ("generate", "preprocess", "validate", "cv", "refit", "register")
+
+
+def _client(env):
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+
+
 def test_every_stage_ran_and_second_repro_is_a_no_op(repro):
     repo, env, first, second, seconds = repro
-    for stage in ("generate", "preprocess", "validate", "cv"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
     assert seconds < 60
     status = _run(["dvc", "status", "dvc.yaml"], repo, env)
     assert "up to date" in status.stdout.lower()
+    assert len(_client(env).search_model_versions("name='fer-emotion'")) == 1  # the no-op registered nothing
+    # results are DVC outputs, never git files
+    tracked = _run(["git", "ls-files", "outputs"], repo, env).stdout.split()
+    assert tracked == [] or all(p.endswith(".gitignore") for p in tracked)
+
+
+def test_a_fresh_clone_trains_and_registers_instead_of_trusting_the_lock(repro, tmp_path_factory):
+    repo, env, *_ = repro
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "results of the first run"], repo, env)
+    clone = tmp_path_factory.mktemp("newcomer") / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], clone.parent, env)
+    assert not (clone / "outputs").exists() or not any((clone / "outputs").rglob("*.json"))
+    clone_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{clone / 'mlflow.db'}"}
+    _run([str(BIN / "ferops"), "reconcile"], clone, clone_env)
+    fresh = _run(["dvc", "repro"], clone, clone_env)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in fresh.stdout, stage
+    version = _client(clone_env).get_model_version_by_alias("fer-emotion", "champion")
+    assert version.version == "1"
+    # the store is lost, the outputs stay: reconcile clears the stale records and the stages rerun
+    (clone / "mlflow.db").unlink()
+    cleared = _run([str(BIN / "ferops"), "reconcile"], clone, clone_env)
+    assert "will rerun" in cleared.stdout
+    again = _run(["dvc", "repro"], clone, clone_env)
+    assert "Running stage 'cv'" in again.stdout and "Running stage 'register'" in again.stdout
+    assert _client(clone_env).get_model_version_by_alias("fer-emotion", "champion").version == "1"
 
 
 def test_dvc_metrics_and_plots(repro):
@@ -73,7 +111,7 @@ def test_dvc_metrics_and_plots(repro):
 
 def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
     repo, env, *_ = repro
-    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    client = _client(env)
     experiment = client.get_experiment_by_name("ferops")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("ferops.kind") == "cross-validation"]
@@ -92,7 +130,11 @@ def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
     assert any(r.data.tags.get("ferops.kind") == "validate" for r in runs)
     version = client.get_model_version_by_alias("fer-emotion", "champion")
     assert {"candidate", "champion"} <= set(version.aliases)
-    assert version.tags["cv.protocol"] == "subject"
+    refit = client.get_run(version.run_id)
+    assert refit.data.tags["ferops.kind"] == "cv-refit" and refit.data.tags["git_commit"] == head
+    assert refit.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    registry = json.loads((repo / "outputs" / "registry.json").read_text())
+    assert registry["version"] == version.version and registry["champion"]
 
 
 def test_predict_pulls_champion_from_registry(repro):

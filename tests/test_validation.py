@@ -205,3 +205,16 @@ def test_35k_faces_validate_in_seconds():
     elapsed = time.perf_counter() - start
     assert report.success, report.summary()
     assert elapsed < 10, f"{elapsed:.1f}s"
+
+
+def test_image_level_data_and_notes_are_in_the_summary():
+    ds = make_dataset()
+    assert "image-level" not in run(ds).summary()
+    ds.extras["subjects_known"] = False  # as the FER2013 reader and image folders without subject_pattern set it
+    report = run(ds)
+    assert report.summary().splitlines()[0] == (
+        "data validation of 'toy' (24 images 48x48x1, image-level (subjects unknown)): passed")
+    assert report.dataset["subjects_known"] is False
+    report.notes.append("quarantined by preprocess: 2 blank")
+    assert report.summary().splitlines()[-1] == "  note: quarantined by preprocess: 2 blank"
+    assert report.to_dict()["notes"] == ["quarantined by preprocess: 2 blank"]

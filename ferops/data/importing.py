@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ferops.data.formats import FORMATS, DatasetFormatError, read
 from ferops.data.formats._images import inside, safe_name
+from ferops.data.formats.skipped import reader_notes
 from ferops.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def import_data(format: str, source: str | Path, raw_root: str | Path = "data/ra
 
     read_opts go to the format's reader (e.g. ferplus=True, sheet=...). Runs
     dvc only when `dvc` is true and the working directory is inside a DVC repo.
+    Files the reader skipped are copied all the same (the copy is the user's
+    dataset as shipped) but counted on stdout in one line, so a misplaced
+    folder of images is noticed at import, not after training.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown dataset format {format!r}; expected one of {list(FORMATS)}")
@@ -65,6 +69,8 @@ def import_data(format: str, source: str | Path, raw_root: str | Path = "data/ra
         raise FileNotFoundError(f"{source}: dataset source not found")
     dataset = read(format, source, **{"size": VALIDATION_SIZE, **read_opts})
     log.info("validated %s as %s: %d images", source, format, len(dataset))
+    for line in reader_notes(dataset.extras):
+        print(f"{source}: {line}")
     name = safe_name(name or (source.name if source.is_dir() else source.stem), "dataset name")
     dest = Path(raw_root) / name
     if dest.exists() and not overwrite:

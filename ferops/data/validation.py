@@ -87,6 +87,7 @@ class ValidationReport:
     success: bool
     results: list[dict]
     dataset: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # context the ✓/✗ lines cannot carry (e.g. what was quarantined)
 
     @property
     def failures(self) -> list[dict]:
@@ -96,15 +97,17 @@ class ValidationReport:
         d = self.dataset
         shape = "x".join(map(str, d.get("image_shape", ())))
         verdict = "passed" if self.success else f"FAILED ({len(self.failures)} of {len(self.results)} expectations)"
-        lines = [f"data validation of {d.get('name', '?')!r} ({d.get('n', '?')} images {shape}): {verdict}"]
+        level = "" if d.get("subjects_known", True) else ", image-level (subjects unknown)"
+        lines = [f"data validation of {d.get('name', '?')!r} ({d.get('n', '?')} images {shape}{level}): {verdict}"]
         width = max((len(r["name"]) for r in self.results), default=0)
         for r in self.results:
             mark = "✓" if r["success"] else "✗"
             lines.append(f"  {mark} {r['name'].ljust(width)}  {r['observed']}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"success": self.success, "dataset": self.dataset, "results": self.results}
+        return {"success": self.success, "dataset": self.dataset, "results": self.results, "notes": self.notes}
 
     def to_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -152,7 +155,7 @@ def validate_dataset(
         _leak_checks(dataset.images, manifest, paths),
     ]
     if folds is not None:
-        tables.append(_fold_checks(manifest, folds))
+        tables.append(_fold_checks(manifest, folds, dataset.subjects_known))
 
     results = [r for frame, index, checks in tables for r in _run(frame, index, checks)]
     report = ValidationReport(
@@ -164,6 +167,7 @@ def validate_dataset(
             "image_shape": list(dataset.images.shape[1:]),
             "dtype": str(dataset.images.dtype),
             "classes": list(classes),
+            "subjects_known": dataset.subjects_known,
         },
     )
     return check(report) if raise_on_failure else report
@@ -248,7 +252,7 @@ def _shape_checks(images, image_shape):
     ]
 
 
-def _pixel_stats(images: np.ndarray, chunk_elements: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+def pixel_stats(images: np.ndarray, chunk_elements: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
     """Per-image mean/std in float32 chunks, so 35k faces (or an mmap) never become one float64 copy."""
     n = len(images)
     flat = images.reshape(n, -1) if n else images.reshape(0, 1)
@@ -268,7 +272,7 @@ def _pixel_checks(images, paths, mean_range, std_range):
     """Black frames, blown-out frames and flat fills are decoding failures, not faces."""
     from great_expectations import expectations as E
 
-    mean, std = _pixel_stats(images)
+    mean, std = pixel_stats(images)
     frame = pd.DataFrame({"path": paths, "pixel_mean": mean, "pixel_std": std})
     (m0, m1), (s0, s1) = mean_range, std_range
     return frame, ["path"], [
@@ -283,6 +287,18 @@ def _pixel_checks(images, paths, mean_range, std_range):
     ]
 
 
+def split_sides(manifest: pd.DataFrame) -> np.ndarray:
+    """Per row: "train", "test" (any held-out split) or "" (a split that is neither, e.g. "unsplit")."""
+    split = manifest["split"].astype(str).str.strip().str.lower().to_numpy()
+    return np.where(np.isin(split, list(TRAIN_SPLITS)), "train",
+                    np.where(np.isin(split, list(HELD_OUT_SPLITS)), "test", ""))
+
+
+def image_hashes(images: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Content hash of each listed image: equal hashes are exact pixel copies."""
+    return [hashlib.blake2b(np.ascontiguousarray(images[i]).tobytes(), digest_size=16).hexdigest() for i in rows]
+
+
 def _leak_checks(images, manifest, paths):
     """An image in both train and test turns memorisation into accuracy (FER2013 has such copies).
 
@@ -292,13 +308,11 @@ def _leak_checks(images, manifest, paths):
     """
     from great_expectations import expectations as E
 
-    split = manifest["split"].astype(str).str.strip().str.lower().to_numpy()
-    side = np.where(np.isin(split, list(TRAIN_SPLITS)), "train",
-                    np.where(np.isin(split, list(HELD_OUT_SPLITS)), "test", ""))
+    side = split_sides(manifest)
     rows = np.flatnonzero(side != "")
     if len(set(side[rows])) < 2:
         rows = rows[:0]  # one side only: nothing can leak, skip the hashing
-    digest = [hashlib.blake2b(np.ascontiguousarray(images[i]).tobytes(), digest_size=16).hexdigest() for i in rows]
+    digest = image_hashes(images, rows)
     table = pd.DataFrame({"hash": digest, "side": side[rows], "path": paths[rows]}, dtype=object)
     grouped = table.groupby(["hash", "side"], sort=True)["path"]
     frame = pd.DataFrame([(h, s, ", ".join(p)) for (h, s), p in grouped], columns=["hash", "side", "paths"], dtype=object)
@@ -319,7 +333,7 @@ def _summarize_leaks(rows: list[dict], count: int) -> str:
     return f"{count // 2} image(s) in both: " + "; ".join(shown) + (f"; ... {more} more" if more > 0 else "")
 
 
-def _fold_checks(manifest, folds):
+def _fold_checks(manifest, folds, known: bool = True):
     """Subject-independent CV: a subject tested in two folds was trained on in one of them."""
     from great_expectations import expectations as E
 
@@ -337,7 +351,8 @@ def _fold_checks(manifest, folds):
         _Check("each subject in one fold", E.ExpectColumnValuesToBeBetween(column="n_folds", max_value=1),
                "subject", "folds per subject <= 1",
                lambda r: f"subject {r['subject']!r} in folds {r['folds']}",
-               f"{len(frame)} subjects over {len(np.unique(folds))} folds"),
+               f"{len(frame)} {'subjects' if known else 'image ids (subjects unknown)'} "
+               f"over {len(np.unique(folds))} folds"),
     ]
 
 

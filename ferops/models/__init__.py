@@ -1,5 +1,11 @@
-"""Models built from params: the paper CNN and its task heads."""
+"""Models built from params: the paper CNN backbone and one head per task."""
 
-from ferops.models.cnn import LAST_CONV, build_cnn
+from ferops.models.cnn import (
+    CONV_LAYERS, FEATURES, LAST_CONV, backbone, build_cnn, build_model, feature_extractor, replace_head,
+)
+from ferops.models.heads import INTENSITY_MAX, Head, attach_head
 
-__all__ = ["LAST_CONV", "build_cnn"]
+__all__ = [
+    "CONV_LAYERS", "FEATURES", "INTENSITY_MAX", "LAST_CONV", "Head", "attach_head", "backbone", "build_cnn",
+    "build_model", "feature_extractor", "replace_head",
+]

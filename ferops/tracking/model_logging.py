@@ -9,6 +9,7 @@ tests/test_tracking.py pins that the example is really stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 
@@ -26,16 +27,34 @@ def _save_model(model, path, **kwargs):
 _KERAS_FLAVOR = types.SimpleNamespace(__name__="mlflow.keras", save_model=_save_model)
 
 
+@contextlib.contextmanager
+def _op_determinism_off():
+    """`model.predict` on NumPy under op determinism makes TF log a harmless `E0000 ... use_unbounded_threadpool`
+    line (its determinism rewrite keeps an option it then ignores). Logging predicts twice (the signature here,
+    MLflow's serving-input check), so determinism is paused for it; training stays deterministic. TF 2.21 has no
+    public way to turn it off, hence the private module."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if was_on:
+            tf_config.enable_op_determinism()
+
+
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model", **kwargs):
     """Log `model` with a signature inferred from `example` (a few input rows) and the example itself."""
     example = np.asarray(example, dtype=np.float32)
-    signature = infer_signature(example, model.predict(example, verbose=0))
-    return Model.log(
-        artifact_path=None,
-        name=name,
-        flavor=_KERAS_FLAVOR,
-        model=model,
-        signature=signature,
-        input_example=example,
-        **kwargs,
-    )
+    with _op_determinism_off():
+        signature = infer_signature(example, model.predict(example, verbose=0))
+        return Model.log(
+            artifact_path=None,
+            name=name,
+            flavor=_KERAS_FLAVOR,
+            model=model,
+            signature=signature,
+            input_example=example,
+            **kwargs,
+        )

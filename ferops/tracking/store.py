@@ -3,16 +3,36 @@
 A file store needs no server, survives `git clean` (it is ignored, not
 deleted) and opens in `mlflow ui` with one command; artifacts sit beside it in
 mlartifacts/ so the UI shows images and models without extra setup.
+
+`configure()` is the one call every tracked step makes, so it also keeps the
+store honest and readable: runs orphaned by a dead process on this host are
+marked FAILED (ferops.tracking.run_safety), every new run is tagged with its
+process, and the experiment is marked as model training, not GenAI.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
+import ferops.tracking.offline  # noqa: F401  (Prefect offline defaults, before any flow starts a server)
 from ferops.config import TrackingParams
+from ferops.tracking.registry import check_store
+from ferops.tracking.run_safety import fail_orphaned_runs, register_process_tags
+
+_log = logging.getLogger(__name__)
+
+# What the experiment is, for the MLflow UI: its header shows it, MLflow 3 releases before the
+# workflow toggle land on Runs (not Traces) because of it, and later ones sync the toggle to it.
+# 3.17 itself needs the link from ui_url() as well (see there). Values the UI inferred are replaced.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+_GUESSED_KINDS = {None, "", "no_inferred_type", "genai_development_inferred", "custom_model_development_inferred"}
 
 
 def tracking_uri(params: TrackingParams) -> str:
@@ -20,27 +40,57 @@ def tracking_uri(params: TrackingParams) -> str:
 
 
 def configure(params: TrackingParams) -> str:
-    """Point MLflow at the store and select (creating if needed) the experiment; return its id."""
+    """Point MLflow at the store and select (creating if needed) the experiment; return its id.
+
+    Also: tag new runs with this process, mark orphans of dead processes FAILED,
+    and mark the experiment as model training for the UI (see the module docstring).
+    """
     uri = tracking_uri(params)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    check_store(uri)  # a dead server is one line now, not minutes of retries
+    mlflow.set_tracking_uri(uri)  # the registry follows it (no set_registry_uri: that would stick process-wide)
+    register_process_tags()
+    kind = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
     experiment = mlflow.get_experiment_by_name(params.experiment)
     if experiment is not None:
         experiment_id = experiment.experiment_id
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) in _GUESSED_KINDS:  # a kind someone chose is kept
+            MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     elif uri.startswith(("sqlite:", "file:")) or "://" not in uri:
         # A local store gets a local artifact root; a server decides its own.
         root = Path(params.artifact_root).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=root.as_uri())
+        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=root.as_uri(), tags=kind)
     else:
-        experiment_id = mlflow.create_experiment(params.experiment)
+        experiment_id = mlflow.create_experiment(params.experiment, tags=kind)
     mlflow.set_experiment(experiment_id=experiment_id)
+    try:
+        fail_orphaned_runs([experiment_id])
+    except MlflowException as exc:  # housekeeping must not stop a training step; say why it was skipped
+        _log.warning("ferops: could not check %s for orphaned runs: %s", uri, str(exc).splitlines()[0])
     return experiment_id
 
 
+def ui_url(base_url: str, experiment_id: str | None) -> str:
+    """The experiment's runs table in the MLflow UI at `base_url`.
+
+    MLflow 3.17's UI takes its GenAI-or-model-training mode from the URL's
+    `workflowType`, else from the browser's last choice, which is GenAI in a
+    fresh browser: `#/experiments/<id>` alone opens the Traces overview there,
+    whatever the experiment's kind tag says. The parameter opens the runs.
+    """
+    base = base_url.rstrip("/")
+    return base if experiment_id is None else f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def ui_hint(params: TrackingParams) -> str:
-    """The command a researcher runs to look at what was just logged."""
+    """The command a researcher runs, and the link they open, to look at what was just logged."""
     uri = tracking_uri(params)
+    try:
+        experiment = mlflow.get_experiment_by_name(params.experiment) if mlflow.get_tracking_uri() == uri else None
+    except MlflowException:  # store unreachable: the plain address still helps
+        experiment = None
+    experiment_id = experiment.experiment_id if experiment is not None else None
     if uri.startswith(("http://", "https://")):
-        return f"Open {uri} in a browser to compare runs."
-    return f"Open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000   then browse http://127.0.0.1:5000"
+        return f"Open {ui_url(uri, experiment_id)} in a browser to compare runs."
+    return (f"Open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000   then browse "
+            f"{ui_url('http://127.0.0.1:5000', experiment_id)}")

@@ -1,4 +1,4 @@
-"""On-the-fly augmentation: random flip + one composed affine warp per image.
+"""On-the-fly augmentation: random flip + one composed affine warp per sample.
 
 The paper augments with flips and affine transforms (rotation, translation,
 scale, shear). Composing all four into one matrix and resampling once keeps
@@ -6,6 +6,12 @@ the image sharp (four chained Keras layers would interpolate four times) and
 costs one cheap op per batch inside tf.data, so it overlaps with training
 instead of living on disk as precomputed copies. Randomness is stateless and
 seeded per batch, so a seed reproduces the exact augmented stream.
+
+Two things ride on the draw besides pixels. A clip gets one transform for all
+its frames: a face does not jump between frames, and motion is what a
+sequence model reads. And a flip is a label change for lateral AUs (a
+left-sided AU12 becomes a right-sided one), so the flip decision comes back
+out and swaps those target columns of exactly the flipped samples.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ def _uniform(seed: tf.Tensor, n: tf.Tensor, limit: float, salt: int) -> tf.Tenso
     return tf.random.stateless_uniform([n], seed=seed + salt, minval=-limit, maxval=limit)
 
 
-def random_affine_matrices(seed: tf.Tensor, n: tf.Tensor, size: tuple[int, int], aug: AugmentParams) -> tf.Tensor:
-    """n inverse (output -> input) affine transforms, flattened to ImageProjectiveTransform's 8-vector."""
+def random_transforms(seed: tf.Tensor, n: tf.Tensor, size: tuple[int, int], aug: AugmentParams):
+    """n inverse (output -> input) affine transforms as ImageProjectiveTransform 8-vectors, and which are flipped."""
     h, w = float(size[0]), float(size[1])
     angle = _uniform(seed, n, math.radians(aug.rotation_deg), 1)
     scale = 1.0 + _uniform(seed, n, aug.scale, 2)
@@ -31,9 +37,10 @@ def random_affine_matrices(seed: tf.Tensor, n: tf.Tensor, size: tuple[int, int],
     tx = _uniform(seed, n, aug.translation * w, 4)
     ty = _uniform(seed, n, aug.translation * h, 5)
     if aug.flip:
-        flip = tf.where(tf.random.stateless_uniform([n], seed=seed + 6) < 0.5, -1.0, 1.0)
+        flipped = tf.random.stateless_uniform([n], seed=seed + 6) < 0.5
     else:
-        flip = tf.ones([n])
+        flipped = tf.zeros([n], tf.bool)
+    flip = tf.where(flipped, -1.0, 1.0)
     cos, sin = tf.cos(angle), tf.sin(angle)
     zeros, ones = tf.zeros([n]), tf.ones([n])
 
@@ -49,45 +56,36 @@ def random_affine_matrices(seed: tf.Tensor, n: tf.Tensor, size: tuple[int, int],
     forward = from_center @ rotate @ shear_m @ scale_flip @ to_center
     inverse = tf.linalg.inv(forward)
     inverse = inverse / inverse[:, 2:3, 2:3]
-    return tf.reshape(inverse, [-1, 9])[:, :8]
+    return tf.reshape(inverse, [-1, 9])[:, :8], flipped
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor, aug: AugmentParams) -> tf.Tensor:
-    """Warp a float32 batch (B, H, W, C) with one random affine per image."""
-    shape = tf.shape(images)
-    transforms = random_affine_matrices(seed, shape[0], images.shape[1:3], aug)
+def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """Resample a float32 batch (B, H, W, C), one transform per image."""
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
-        output_shape=shape[1:3],
+        output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
         interpolation="BILINEAR",
         fill_mode="REFLECT",
     )
 
 
-def training_stream(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, aug: AugmentParams | None, seed: int
-) -> tf.data.Dataset:
-    """Shuffled, batched, augmented (if `aug`) float32 batches; reshuffled every epoch, reproducibly."""
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
-    if aug is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, s: (augment_batch(batch[0], s, aug), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+def augment(images: tf.Tensor, targets, seed: tf.Tensor, aug: AugmentParams, flip_permutation=None):
+    """Warp a float32 batch of images (B, H, W, C) or clips (B, T, H, W, C); swap targets of flipped samples.
 
-
-def eval_stream(images: np.ndarray, labels: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
-    """Unshuffled, unaugmented float32 batches."""
-    ds = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels)).batch(batch_size)
-    if labels is None:
-        ds = ds.map(lambda x: tf.cast(x, tf.float32))
+    `flip_permutation[i]` is the target column a flipped sample's column i takes
+    its value from (L12 <- R12); None when a flip changes no label (emotions).
+    """
+    static, shape = images.shape, tf.shape(images)
+    transforms, flipped = random_transforms(seed, shape[0], static[-3:-1], aug)
+    if static.rank == 5:
+        flat = tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
+        images = tf.reshape(warp(flat, tf.repeat(transforms, shape[1], axis=0)), shape)
     else:
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
-    return ds.prefetch(tf.data.AUTOTUNE)
+        images = warp(images, transforms)
+    images.set_shape(static)
+    if flip_permutation is not None and targets is not None:
+        swapped = tf.gather(targets, np.asarray(flip_permutation, np.int32), axis=1)
+        targets = tf.where(flipped[:, None], swapped, targets)
+    return images, targets

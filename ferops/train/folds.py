@@ -12,21 +12,40 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold
 
+from ferops.errors import FeropsError
+
 PROTOCOLS = {
     "subject": "subject-independent: StratifiedGroupKFold grouped by subject (no person in train and test)",
     "paper": "paper protocol: frame-level StratifiedKFold (frames of one subject may sit on both sides)",
 }
+IMAGE_LEVEL = "image-level (subjects unknown): StratifiedGroupKFold over single images; frames of one person may sit on both sides"
+
+
+class FoldError(FeropsError):
+    """The data cannot be split as params.yaml asks (cv.folds vs subjects or images)."""
+
+
+def describe_protocol(protocol: str, subjects_known: bool) -> str:
+    """What the folds really guarantee for this data (never 'subject-independent' without subject ids)."""
+    if protocol == "subject" and not subjects_known:
+        return IMAGE_LEVEL
+    return PROTOCOLS[protocol]
 
 
 def make_folds(labels: np.ndarray, subjects: np.ndarray, k: int, protocol: str, seed: int) -> np.ndarray:
     """Test-fold index (0..k-1) of every row."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"cv.protocol: {protocol!r} is not one of {sorted(PROTOCOLS)}")
+        raise FoldError(f"cv.protocol: {protocol!r} is not one of {sorted(PROTOCOLS)}")
+    if k < 2:
+        raise FoldError(f"cv.folds: {k} folds cannot cross-validate; use 2 or more")
     n_subjects = len(np.unique(subjects))
+    if k > len(labels):
+        raise FoldError(f"cv.folds: {k} folds need at least {k} images, the data has {len(labels)}; lower cv.folds")
     if protocol == "subject":
         if n_subjects < k:
-            raise ValueError(
-                f"cv.folds: {k} subject-independent folds need at least {k} subjects, the data has {n_subjects}"
+            raise FoldError(
+                f"cv.folds: {k} subject-independent folds need at least {k} subjects, the data has {n_subjects}; "
+                f"lower cv.folds to {n_subjects} or fewer"
             )
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(labels)), labels, groups=subjects)
@@ -44,3 +63,13 @@ def holdout_split(subjects: np.ndarray, fraction: float, seed: int) -> tuple[np.
     splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
     train, val = next(splitter.split(np.zeros(len(subjects)), groups=subjects))
     return train, val
+
+
+def inner_split(train_index: np.ndarray, subjects: np.ndarray, fraction: float, seed: int):
+    """Split training rows into fit / validation rows, grouped by subject.
+
+    Whatever `fit` is shown as validation data (learning curves, any early
+    stopping or tuning) comes from here, never from the rows being tested.
+    """
+    fit_rows, val_rows = holdout_split(subjects[train_index], fraction, seed)
+    return train_index[fit_rows], train_index[val_rows]

@@ -19,21 +19,24 @@ UNSPLIT = "unsplit"  # split value for datasets that ship without one (CK+, CASM
 
 
 def au_columns(rows: Sequence[Mapping[int, float] | None]) -> pd.DataFrame:
-    """One row per image: {code: intensity} (NaN = present, unrated); None = AUs unknown.
+    """One row per image: {code: intensity} (NaN = present, unrated); None = AUs not coded for this image.
 
     Columns cover vocab.AU_CODES plus every code seen, so no coded AU is lost.
-    Absent AUs get presence 0 and intensity 0 (known absent).
+    Presence is float: 1 present, 0 absent, NaN unknown. An image nobody coded
+    is not an image without AUs: recording it as 0 would teach an AU head that
+    the expression shows none, so unknown stays NaN and the loss skips it.
+    Intensity: 0 absent, 1..5 graded, NaN unrated or unknown.
     """
     codes = sorted(set(AU_CODES).union(*(r.keys() for r in rows if r)))
     data = {}
     for code in codes:
-        pres = np.zeros(len(rows), np.int8)
+        pres = np.zeros(len(rows), np.float64)
         inten = np.zeros(len(rows), np.float64)
         for i, r in enumerate(rows):
             if r is None:
-                pres[i], inten[i] = 0, math.nan
+                pres[i], inten[i] = math.nan, math.nan
             elif code in r:
-                pres[i], inten[i] = 1, r[code]
+                pres[i], inten[i] = 1.0, r[code]
         data[au_column(code)] = pres
         data[au_intensity_column(code)] = inten
     return pd.DataFrame(data)

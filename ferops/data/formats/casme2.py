@@ -33,6 +33,7 @@ import pandas as pd
 from ferops.data.dataset import Dataset
 from ferops.data.formats._images import IMAGE_SUFFIXES, inside, load_images, safe_name, write_image
 from ferops.data.formats._manifest import UNSPLIT, au_columns, label_indices, present_aus
+from ferops.data.formats._rows import ragged_row, row_ref
 from ferops.data.formats.errors import DatasetFormatError
 from ferops.data.vocab import CASME2_NAMES, au_column, to_canonical
 from ferops.io import atomic_dir
@@ -49,8 +50,8 @@ _AU_TOKEN = re.compile(r"^([LR]?)(\d+)(?:\.0+)?$")
 _FRAME = re.compile(r"(\d+)$")
 
 
-def parse_action_units(text: str, where: str = "Action Units") -> dict[int, str]:
-    """'4+L10' -> {4: '', 10: 'L'}; empty -> {}. Raises naming the bad token."""
+def parse_action_units(text: str, where: str = "") -> dict[int, str]:
+    """'4+L10' -> {4: '', 10: 'L'}; empty -> {}. Raises naming the bad token (after `where`, the row)."""
     text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text).strip()
     aus: dict[int, str] = {}
     if not text:
@@ -59,7 +60,8 @@ def parse_action_units(text: str, where: str = "Action Units") -> dict[int, str]
         match = _AU_TOKEN.match(token.strip().upper())
         if not match:
             raise DatasetFormatError(
-                f"{where}: cannot parse {text!r}: {token.strip()!r} is not an AU (expected e.g. 4, L10, R12)")
+                f"{where + ': ' if where else ''}Action Units {text!r}: {token.strip()!r} is not an AU "
+                f"(expected e.g. 4, L10, R12)")
         side, code = match.group(1), int(match.group(2))
         aus[code] = side if code not in aus or aus[code] == side else ""
     return aus
@@ -83,12 +85,14 @@ def _find_sheet(root: Path) -> Path:
 def read_sheet(sheet: Path) -> pd.DataFrame:
     """The coding sheet as strings, column names checked."""
     try:
-        if sheet.suffix.lower() in (".xlsx", ".xlsm"):
+        if is_spreadsheet(sheet):
             table = pd.read_excel(sheet, dtype=str, engine="openpyxl", keep_default_na=False)
         else:
             table = pd.read_csv(sheet, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except Exception as exc:  # openpyxl/pandas raise many types for a damaged file
-        raise DatasetFormatError(f"{sheet.name}: cannot read coding sheet ({exc})") from exc
+        ragged = None if is_spreadsheet(sheet) else ragged_row(sheet, COLUMNS)
+        raise DatasetFormatError(ragged or f"{sheet.name}: cannot read coding sheet "
+                                           f"({' '.join(str(exc).split())[:300]})") from exc
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
@@ -96,7 +100,11 @@ def read_sheet(sheet: Path) -> pd.DataFrame:
     return table.fillna("").apply(lambda c: c.astype(str).str.strip())
 
 
-def _int(value: str, where: str, field: str, allow_unknown: bool = False) -> float:
+def is_spreadsheet(sheet: Path) -> bool:
+    return sheet.suffix.lower() in (".xlsx", ".xlsm")
+
+
+def _int(value: str, where: str, field: str, allow_unknown: bool = False, what: str = "a frame number") -> float:
     if allow_unknown and value in ("/", ""):
         return math.nan
     try:
@@ -105,7 +113,7 @@ def _int(value: str, where: str, field: str, allow_unknown: bool = False) -> flo
         number = math.nan
     if not math.isfinite(number) or number != int(number):
         hint = " or '/'" if allow_unknown else ""
-        raise DatasetFormatError(f"{where}: {field} {value!r} is not a frame number{hint}")
+        raise DatasetFormatError(f"{where}: {field} {value!r} is not {what}{hint}")
     return int(number)
 
 
@@ -114,7 +122,7 @@ def subject_folder(subject: str, where: str) -> str:
     text = subject.strip()
     if text.lower().startswith("sub"):
         text = text[3:]
-    number = _int(text, where, "Subject")
+    number = _int(text, where, "Subject", what="a subject number (e.g. 1, 01 or sub01)")
     return f"sub{number:02d}"
 
 
@@ -151,7 +159,7 @@ def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str =
     records, paths, aus = [], [], []
     dropped = {"class_not_kept": 0, "apex_unknown": 0}
     for i, row in table.iterrows():
-        where = f"{sheet.name} row {i + 1}"
+        where = row_ref(sheet.name, int(i) + 1, spreadsheet=is_spreadsheet(sheet))
         subject = subject_folder(row["Subject"], where)
         clip = row["Filename"]
         if not clip:
@@ -159,12 +167,12 @@ def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str =
         onset = _int(row["OnsetFrame"], where, "OnsetFrame")
         apex = _int(row["ApexFrame"], where, "ApexFrame", allow_unknown=True)
         offset = _int(row["OffsetFrame"], where, "OffsetFrame")
-        clip_aus = parse_action_units(row["Action Units"], f"{where} Action Units")
+        clip_aus = parse_action_units(row["Action Units"], where)
         try:
-            label = to_canonical(row["Estimated Emotion"], CASME2_NAMES, f"{where} Estimated Emotion")
+            label = to_canonical(row["Estimated Emotion"], CASME2_NAMES, f"{where}: Estimated Emotion")
         except ValueError as exc:
             raise DatasetFormatError(str(exc)) from None
-        folder = inside(frame_root / subject / clip, frame_root, f"{where} Filename")
+        folder = inside(frame_root / subject / clip, frame_root, f"{where}: Filename")
         if label not in classes:
             dropped["class_not_kept"] += 1
             continue

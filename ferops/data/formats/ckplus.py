@@ -164,12 +164,19 @@ def _facs_lines(row: pd.Series, codes: list[int]) -> str:
     return "".join(lines)
 
 
+def _coded(row: pd.Series, codes: list[int]) -> bool:
+    """Whether the apex frame's AUs are known: CK+ has no FACS file for an uncoded sequence."""
+    return any(pd.notna(row[f"AU{code}"]) for code in codes)
+
+
 def write_ckplus(dataset: Dataset, path: str | Path) -> Path:
     """Write a CK+ tree from whole sequences (every frame, last frame = apex).
 
-    All frames become PNGs; each non-neutral sequence gets an Emotion file and
-    (if the manifest has AU columns) a FACS file for its last frame, the FACS
-    intensity taken from AU<code>_int (present with unknown intensity -> 0).
+    All frames become PNGs; each non-neutral sequence gets an Emotion file and,
+    if its last frame's AUs are known (AU columns not NaN), a FACS file for that
+    frame only, as CK+ codes only the apex: AUs of earlier frames are not
+    written, whatever the manifest knows about them. The FACS intensity comes
+    from AU<code>_int (present with unknown intensity -> 0).
     The sequence folder is the manifest sequence minus a '<subject>_' prefix,
     so reading back yields sequence '<subject>_<folder>'.
     """
@@ -206,7 +213,7 @@ def write_ckplus(dataset: Dataset, path: str | Path) -> Path:
             emotion = tmp / EMOTION / subject / folder / f"{peak}_emotion.txt"
             emotion.parent.mkdir(parents=True, exist_ok=True)
             emotion.write_text(format_float(inverse[last["label_name"]]) + "\n")
-            if codes:
+            if _coded(last, codes):
                 facs = tmp / FACS / subject / folder / f"{peak}_facs.txt"
                 facs.parent.mkdir(parents=True, exist_ok=True)
                 facs.write_text(_facs_lines(last, codes))

@@ -8,6 +8,8 @@ expected, because users debug their own licensed copies we never see.
 
 from __future__ import annotations
 
+from ferops.errors import FeropsError
 
-class DatasetFormatError(ValueError):
+
+class DatasetFormatError(FeropsError, ValueError):
     """On-disk data (or a Dataset handed to a writer) does not match its format."""

@@ -6,8 +6,9 @@ as raw bytes with numpy in chunks of rows, and every error is traced back to
 its 1-based data row so users can find it in their copy.
 
 FER2013 has no subject ids: each image is its own subject (subject = sequence
-= "fer2013-<row>"), so subject-wise splits degrade to image-wise ones; that is
-recorded in `Dataset.extras["subject_note"]`.
+= "fer2013-<row>"), so subject-wise splits degrade to image-wise ones; the
+dataset says so (`extras["subjects_known"] = False`, kept in meta.json) so
+results can be labelled image-level rather than subject-independent.
 
 Optional FERPlus relabelling (Barsoum et al. 2016, `fer2013new.csv`,
 row-aligned): the label is the emotion with the most of the 10 votes. Rows are
@@ -27,6 +28,7 @@ import pandas as pd
 from ferops.data.dataset import Dataset
 from ferops.data.formats._images import convert_channels
 from ferops.data.formats._manifest import UNSPLIT, label_indices
+from ferops.data.formats._rows import ragged_row, row_ref
 from ferops.data.formats.errors import DatasetFormatError
 from ferops.data.vocab import EMOTIONS, FER2013_CODES, FERPLUS_COLUMNS
 from ferops.io import atomic_file
@@ -67,13 +69,17 @@ def _check_header(path: Path, expected: str) -> None:
         raise DatasetFormatError(f"{path.name}: header is {first!r}, expected exactly {expected!r}")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
     """All columns as strings; pyarrow's reader is multi-threaded and, unlike the C
-    engine, refuses a first data row with an extra field instead of making it an index."""
+    engine, refuses a first data row with an extra field instead of making it an index.
+    Its errors carry no row number, so a refused file is rescanned to name the row."""
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, engine="pyarrow")
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DatasetFormatError(f"{path.name}: not a well-formed csv ({str(exc)[:300]})") from exc
+        ragged = ragged_row(path, fields)
+        if ragged:
+            raise DatasetFormatError(ragged) from exc
+        raise DatasetFormatError(f"{path.name}: not a well-formed csv ({' '.join(str(exc).split())[:300]})") from exc
 
 
 def _bad_token(text: str) -> str:
@@ -103,12 +109,12 @@ def _parse_chunk(rows: np.ndarray, first_row: int, name: str) -> np.ndarray:
     newlines = np.flatnonzero(cls == _NEWLINE)
     if len(newlines) != len(rows):
         bad = next(i for i, r in enumerate(rows) if "\n" in r)
-        raise DatasetFormatError(f"{name} row {first_row + bad}: pixels contains a line break")
+        raise DatasetFormatError(f"{row_ref(name, first_row + bad)}: pixels contains a line break")
     invalid = np.flatnonzero(cls == _OTHER)
     if len(invalid):
         r = int(np.searchsorted(newlines, invalid[0]))
         raise DatasetFormatError(
-            f"{name} row {first_row + r}: pixels value {_bad_token(rows[r])!r} is not an integer 0..255"
+            f"{row_ref(name, first_row + r)}: pixels value {_bad_token(rows[r])!r} is not an integer 0..255"
         )
     is_digit = cls == _DIGIT
     starts = np.flatnonzero(is_digit[1:] & ~is_digit[:-1]) + 1
@@ -117,9 +123,8 @@ def _parse_chunk(rows: np.ndarray, first_row: int, name: str) -> np.ndarray:
     wrong = np.flatnonzero(counts != N_PIXELS)
     if len(wrong):
         r = int(wrong[0])
-        raise DatasetFormatError(
-            f"{name} row {first_row + r}: pixels has {counts[r]} values, expected {N_PIXELS}"
-        )
+        found = f"has {counts[r]} values" if counts[r] else "is empty"
+        raise DatasetFormatError(f"{row_ref(name, first_row + r)}: pixels {found}, expected {N_PIXELS} values")
     lengths = ends - starts
     values = (_DIGIT_VALUE[buf[ends - 1]] + 10 * _DIGIT_VALUE[buf[ends - 2]]
               + 100 * _DIGIT_VALUE[buf[ends - 3]] * (lengths >= 3))
@@ -127,7 +132,7 @@ def _parse_chunk(rows: np.ndarray, first_row: int, name: str) -> np.ndarray:
     if bad.any():
         r = int(np.searchsorted(newlines, starts[np.flatnonzero(bad)[0]]))
         raise DatasetFormatError(
-            f"{name} row {first_row + r}: pixels value {_bad_token(rows[r])!r} is not an integer 0..255"
+            f"{row_ref(name, first_row + r)}: pixels value {_bad_token(rows[r])!r} is not an integer 0..255"
         )
     return values.astype(np.uint8).reshape(len(rows), N_PIXELS)
 
@@ -146,16 +151,14 @@ def _column_codes(values: pd.Series, name: str, field: str, allowed: dict) -> np
     bad = ~codes.isin(list(allowed))
     if bad.any():
         r = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DatasetFormatError(
-            f"{name} row {r + 1}: {field} {values.iloc[r]!r} is not one of {sorted(allowed)}"
-        )
+        raise DatasetFormatError(f"{row_ref(name, r + 1)}: {field} {values.iloc[r]!r} is not one of {sorted(allowed)}")
     return codes.to_numpy(dtype=np.int64)
 
 
 def _ferplus_labels(path: Path, n_rows: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, dict]:
     """Majority-vote FERPlus labels; returns (keep mask, label names, votes, drop counts)."""
     _check_header(path, ",".join(FERPLUS_HEADER))
-    table = _read_table(path)
+    table = _read_table(path, FERPLUS_HEADER)
     if len(table) != n_rows:
         raise DatasetFormatError(
             f"{path.name}: {len(table)} rows but fer2013.csv has {n_rows}; the files must be row-aligned"
@@ -163,9 +166,8 @@ def _ferplus_labels(path: Path, n_rows: int) -> tuple[np.ndarray, np.ndarray, pd
     votes = table[list(FERPLUS_COLUMNS)].apply(lambda c: pd.to_numeric(c.str.strip(), errors="coerce"))
     if votes.isna().any().any():
         r, c = np.argwhere(votes.isna().to_numpy())[0]
-        raise DatasetFormatError(
-            f"{path.name} row {r + 1}: {FERPLUS_COLUMNS[c]} {table.iloc[r][FERPLUS_COLUMNS[c]]!r} is not an integer vote count"
-        )
+        raise DatasetFormatError(f"{row_ref(path.name, int(r) + 1)}: {FERPLUS_COLUMNS[c]} "
+                                 f"{table.iloc[r][FERPLUS_COLUMNS[c]]!r} is not an integer vote count")
     v = votes.to_numpy(dtype=np.int64)
     top = v.max(axis=1)
     winner = np.array(FERPLUS_COLUMNS)[v.argmax(axis=1)]
@@ -184,7 +186,7 @@ def read_fer2013(path: str | Path, ferplus: bool | str | Path | None = None) -> 
     csv = _locate(path)
     name = csv.name
     _check_header(csv, HEADER)
-    table = _read_table(csv)
+    table = _read_table(csv, tuple(HEADER.split(",")))
     if len(table) == 0:
         raise DatasetFormatError(f"{name}: header only, no data rows")
     codes = _column_codes(table["emotion"], name, "emotion", FER2013_CODES)
@@ -192,7 +194,7 @@ def read_fer2013(path: str | Path, ferplus: bool | str | Path | None = None) -> 
     bad = ~usage.isin(USAGES)
     if bad.any():
         r = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DatasetFormatError(f"{name} row {r + 1}: Usage {usage.iloc[r]!r} is not one of {list(USAGES)}")
+        raise DatasetFormatError(f"{row_ref(name, r + 1)}: Usage {usage.iloc[r]!r} is not one of {list(USAGES)}")
     images = parse_pixels(table["pixels"], name)
     rows = np.arange(1, len(table) + 1)
     subjects = [f"fer2013-{r}" for r in rows]
@@ -205,7 +207,8 @@ def read_fer2013(path: str | Path, ferplus: bool | str | Path | None = None) -> 
         "split": usage.to_numpy(),
         "row": rows,
     })
-    classes, extras = CLASSES, {"subject_note": "FER2013 has no subject ids; each image is its own subject (row id)"}
+    classes, extras = CLASSES, {"subjects_known": False,
+                                "subject_note": "FER2013 has no subject ids; each image is its own subject (row id)"}
     if ferplus:
         plus = csv.with_name("fer2013new.csv") if ferplus is True else Path(ferplus)
         if not plus.is_file():

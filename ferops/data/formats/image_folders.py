@@ -8,16 +8,20 @@ neither is an error naming it - a misspelt class must not become a split.
 
 Such copies rarely keep subject ids, which subject-wise splits need; a regex
 (`subject_pattern`, searched in the file stem, group "subject" or group 1,
-optional groups "sequence" and "frame") recovers them, e.g. `^(S\\d{3})_`
-for CK+48's `S010_006_00000013.png`. Without one each image is its own subject.
-Non-image files are skipped and counted (extras["skipped_files"]).
+optional groups "sequence" and "frame") recovers them, e.g. `^(S\d{3})_`
+for CK+48's `S010_006_00000013.png`. Without one (None or "") the data is
+image-level: each image is its own subject (its path) and
+extras["subjects_known"] is False, so no result can claim to be
+subject-independent. A pattern that is set but misses a file name stays an
+error: falling back per file would mix grouped and ungrouped images.
+Entries that are not read (non-images, files outside class folders, folders
+nested in class folders) are counted by reason in extras["skipped_files"].
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +30,9 @@ from ferops.data.dataset import Dataset
 from ferops.data.formats._images import IMAGE_SUFFIXES, inside, load_images, safe_name, write_image
 from ferops.data.formats._manifest import UNSPLIT, label_indices
 from ferops.data.formats.errors import DatasetFormatError
+from ferops.data.formats.skipped import NESTED, NOT_IMAGE, OUTSIDE, SkipCounter, describe
 from ferops.data.vocab import CANONICAL, FOLDER_NAMES
+from ferops.errors import FeropsError
 from ferops.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -41,11 +47,18 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _layout(root: Path) -> list[tuple[str, Path]]:
+def _stray_files(folder: Path, skipped: SkipCounter) -> None:
+    for p in sorted(folder.iterdir()):
+        if p.is_file():
+            skipped.add(OUTSIDE, p)
+
+
+def _layout(root: Path, skipped: SkipCounter) -> list[tuple[str, Path]]:
     """(split, class folder) pairs."""
     top = _visible_dirs(root)
     if not top:
         raise DatasetFormatError(f"{root}: empty folder, expected class folders or split folders")
+    _stray_files(root, skipped)
     is_class = [p.name.lower() in FOLDER_NAMES for p in top]
     if all(is_class):
         return [(UNSPLIT, p) for p in top]
@@ -58,6 +71,7 @@ def _layout(root: Path) -> list[tuple[str, Path]]:
         classes = _visible_dirs(split)
         if not classes:
             raise DatasetFormatError(f"{split}: empty folder, expected class folders")
+        _stray_files(split, skipped)
         for folder in classes:
             if folder.name.lower() not in FOLDER_NAMES:
                 raise DatasetFormatError(
@@ -67,12 +81,27 @@ def _layout(root: Path) -> list[tuple[str, Path]]:
     return pairs
 
 
-def _ids(stem: str, pattern: re.Pattern | None, file: Path) -> tuple[str, str, int]:
+def compile_subject_pattern(subject_pattern: str | None) -> re.Pattern | None:
+    """None for image-level data (no pattern); a compiled regex with a subject group otherwise."""
+    if not subject_pattern:
+        return None
+    try:
+        pattern = re.compile(subject_pattern)
+    except re.error as exc:
+        raise FeropsError(f"dataset.subject_pattern {subject_pattern!r} is not a valid regular expression ({exc})")
+    if pattern.groups == 0:
+        raise FeropsError(f"dataset.subject_pattern {subject_pattern!r} needs a group: (...) or (?P<subject>...)")
+    return pattern
+
+
+def _ids(relative: str, stem: str, pattern: re.Pattern | None, file: Path) -> tuple[str, str, int]:
     if pattern is None:
-        return stem, stem, 0
+        return relative, relative, 0  # the path: unique, unlike the stem (train/ and test/ repeat names)
     match = pattern.search(stem)
     if not match:
-        raise DatasetFormatError(f"{file}: subject pattern {pattern.pattern!r} does not match the file name")
+        raise DatasetFormatError(
+            f"{file}: subject_pattern {pattern.pattern!r} does not match the file name {stem!r}; for data without "
+            f"subject ids (e.g. FER2013's train/ and test/ folders) set `subject_pattern: null` in params.yaml")
     groups = match.groupdict()
     subject = groups.get("subject") or match.group(1)
     frame = groups.get("frame")
@@ -85,25 +114,30 @@ def read_folders(root: str | Path, subject_pattern: str | None = None, classes: 
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: not a folder")
-    pattern = re.compile(subject_pattern) if subject_pattern else None
-    if pattern is not None and pattern.groups == 0:
-        raise ValueError(f"subject_pattern {subject_pattern!r} needs a group (group 1 or (?P<subject>...))")
-    records, paths, skipped = [], [], Counter()
-    for split, folder in _layout(root):
+    pattern = compile_subject_pattern(subject_pattern)
+    records, paths, skipped = [], [], SkipCounter()
+    for split, folder in _layout(root, skipped):
         inside(folder, root, "class folder")
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        skipped.update(p.suffix.lower() or p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES)
+        images = []
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                skipped.add(NESTED, p)
+            elif p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+                images.append(p)
+            else:
+                skipped.add(NOT_IMAGE, p)
         if not images:
             raise DatasetFormatError(f"{folder}: empty folder, expected {sorted(IMAGE_SUFFIXES)} images")
         label = FOLDER_NAMES[folder.name.lower()]
         for file in images:
-            subject, sequence, frame = _ids(file.stem, pattern, file)
+            relative = file.relative_to(root).as_posix()
+            subject, sequence, frame = _ids(relative, file.stem, pattern, file)
             paths.append(file)
-            records.append({"path": file.relative_to(root).as_posix(), "label_name": label, "subject": subject,
+            records.append({"path": relative, "label_name": label, "subject": subject,
                             "sequence": sequence, "frame": frame, "split": split, "class_folder": folder.name})
-    if skipped:
-        log.info("%s: skipped %d non-image files %s", root, sum(skipped.values()), dict(skipped))
+    skipped_files = skipped.to_dict()
+    if skipped_files:
+        log.info("%s: %s", root, describe(skipped_files))
     manifest = pd.DataFrame(records)
     present = set(manifest["label_name"])
     if classes is None:
@@ -113,8 +147,10 @@ def read_folders(root: str | Path, subject_pattern: str | None = None, classes: 
     images, heights, widths = load_images(paths, root, channels, size)
     manifest.insert(1, "label", label_indices(manifest["label_name"], classes))
     manifest["height"], manifest["width"] = heights, widths
-    return Dataset(images, manifest, tuple(classes), name=root.name,
-                   extras={"skipped_files": dict(skipped)} if skipped else {})
+    extras = {"subjects_known": pattern is not None}
+    if skipped_files:
+        extras["skipped_files"] = skipped_files
+    return Dataset(images, manifest, tuple(classes), name=root.name, extras=extras)
 
 
 def write_folders(dataset: Dataset, path: str | Path) -> Path:

@@ -1,0 +1,81 @@
+"""Stage records that point at runs the tracking store no longer has are removed before `dvc repro`.
+
+DVC decides what to rerun from files; MLflow holds what those files describe.
+When the two part ways (a deleted or swapped mlflow.db, another
+MLFLOW_TRACKING_URI, a workspace restored from the DVC cache), DVC would skip
+stages whose runs and registered models do not exist here, and a newcomer
+would pull nothing. Deleting exactly the stale records, and whatever was built
+on them, makes `dvc repro` redo those stages honestly; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ferops.config import Params
+from ferops.tracking.store import configure
+
+CV_METRICS = Path("outputs/cv/metrics.json")
+MODEL_DIR = Path("outputs/model")
+REGISTRY_RECORD = Path("outputs/registry.json")
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
+    if not run_id:
+        return False
+    try:
+        client.get_run(run_id)
+        return True
+    except MlflowException:
+        return False
+
+
+def _version_matches(client: MlflowClient, record: dict) -> bool:
+    try:
+        version = client.get_model_version(record["model"], record["version"])
+    except (MlflowException, KeyError):
+        return False
+    return version.run_id == record.get("run_id")
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def clear_stale_records(params: Params) -> list[str]:
+    """Remove records whose runs/versions the store lacks; return one line per removal."""
+    configure(params.tracking)
+    uri = mlflow.get_tracking_uri()
+    client = MlflowClient()
+    lines = []
+    cv = _read(CV_METRICS)
+    if cv is not None and not _run_exists(client, cv.get("run_id")):
+        _remove(CV_METRICS, MODEL_DIR, REGISTRY_RECORD)
+        lines.append(f"{CV_METRICS}: CV run {cv.get('run_id')} is not in {uri}; the cv, refit and register stages will rerun")
+    model = _read(MODEL_DIR / "run.json")
+    if model is not None and model.get("refit") and not _run_exists(client, model.get("run_id")):
+        _remove(MODEL_DIR, REGISTRY_RECORD)
+        lines.append(f"{MODEL_DIR}: refit run {model.get('run_id')} is not in {uri}; refit and register will rerun")
+    registry = _read(REGISTRY_RECORD)
+    if registry is not None and registry.get("registered") and not _version_matches(client, registry):
+        _remove(REGISTRY_RECORD)
+        lines.append(f"{REGISTRY_RECORD}: {registry.get('model')} v{registry.get('version')} is not in {uri}; "
+                     f"register will rerun")
+    return lines

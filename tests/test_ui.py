@@ -1,0 +1,67 @@
+"""The MLflow UI opens ferops' experiment on its training runs, not on the GenAI Traces overview.
+
+MLflow 3.17 decides between its GenAI and model-training pages from the
+URL's `workflowType` (else the browser's last choice, GenAI when fresh);
+`configure()` also tags the experiment `mlflow.experimentKind =
+custom_model_development`, which other MLflow 3 releases use for the same
+decision. The browser test renders the link ferops prints in headless
+Chromium and reads the page.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import make_params
+from ferops.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, ui_hint, ui_url
+from infra import ui_screenshot
+
+
+def test_new_experiment_is_marked_model_training(mlflow_store):
+    experiment_id = configure(make_params().tracking)
+    assert mlflow.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+@pytest.mark.parametrize("before, after", [
+    (None, EXPERIMENT_KIND),                                   # made before ferops set the tag
+    ("genai_development_inferred", EXPERIMENT_KIND),            # a guess, not a choice
+    ("no_inferred_type", EXPERIMENT_KIND),
+    ("genai_development", "genai_development"),                 # someone chose it: kept
+])
+def test_existing_experiment_gets_the_kind_unless_someone_chose_one(mlflow_store, before, after):
+    params = make_params().tracking
+    mlflow.create_experiment(params.experiment, tags={EXPERIMENT_KIND_TAG: before} if before else None)
+    experiment_id = configure(params)
+    assert mlflow.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == after
+
+
+def test_ui_hint_links_the_experiments_runs_view(mlflow_store):
+    params = make_params().tracking
+    experiment_id = configure(params)
+    hint = ui_hint(params)
+    assert f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning" in hint
+    assert f"--backend-store-uri {mlflow_store}" in hint
+    assert ui_url("http://team:5000/", "7") == "http://team:5000/#/experiments/7?workflowType=machine_learning"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+@pytest.mark.slow
+def test_mlflow_ui_opens_the_ferops_link_on_the_runs_table(tmp_path):
+    browser = ui_screenshot.find_browser()
+    if browser is None:
+        pytest.skip("no Chromium on PATH (apt-get install -y chromium): the UI cannot be rendered here")
+    png = tmp_path / "experiment_runs.png"
+    link, _ = ui_screenshot.run_check(None, "ferops", None, png, tmp_path, browser, check_bare=False)
+    assert link.shows_runs, link.describe()
+    assert link.title.startswith("Runs")
+    assert _png_size(png) == (1400, 900)
