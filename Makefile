@@ -24,7 +24,8 @@ run: setup data/raw
 	@echo
 	@dvc metrics show
 	@echo
-	@echo "Open the MLflow UI on this store:  make ui   (= $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000), then browse http://127.0.0.1:5000"
+	@echo "Open the MLflow UI on this store:  make ui   (= $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000),"
+	@echo "then the link 'ferops register' printed above (it ends in ?workflowType=machine_learning: the runs table)."
 
 # data.dvc versions the raw datasets you import; a clone starts with the empty folder it records.
 data/raw:

@@ -167,13 +167,14 @@ def cross_validate(params: Params, out_dir: Path = CV_DIR):
 
 def refit(params: Params, cv_dir: Path = CV_DIR, out_dir: Path = MODEL_DIR) -> dict:
     """The final model on all data, linked to its CV evidence (or a note when cv.refit is false)."""
+    from ferops.train.cross_validation import read_cv_result
     from ferops.train.refit import refit as train_final, skip_refit
 
     if not params.cv.refit:
         return skip_refit(out_dir)
     configure(params.tracking)
-    cv_metrics = read_json(Path(cv_dir) / "metrics.json", "run the cv stage first (`dvc repro cv`)")
-    require_run(cv_metrics["run_id"], Path(cv_dir) / "metrics.json")
+    cv_metrics = read_cv_result(cv_dir)
+    require_run(cv_metrics["run_id"], Path(cv_dir) / "run.json")
     return train_final(load_processed(params), params, cv_metrics, out_dir, data_path=params.dataset.processed_dir)
 
 
@@ -181,6 +182,7 @@ def register(params: Params, cv_dir: Path = CV_DIR, model_dir: Path = MODEL_DIR,
              out_path: Path = REGISTRY_RECORD) -> dict:
     """Register the refit model under the task's name; champion only over a comparable, weaker champion."""
     from ferops.tracking.registry import ComparabilityKey, register as register_version
+    from ferops.train.cross_validation import read_cv_result
 
     refit_record = read_json(Path(model_dir) / "run.json", "run the refit stage first (`dvc repro refit`)")
     if not refit_record["refit"]:
@@ -188,7 +190,7 @@ def register(params: Params, cv_dir: Path = CV_DIR, model_dir: Path = MODEL_DIR,
         write_json(record, out_path)
         return record
     configure(params.tracking)
-    cv_metrics = read_json(Path(cv_dir) / "metrics.json", "run the cv stage first (`dvc repro cv`)")
+    cv_metrics = read_cv_result(cv_dir)
     require_run(refit_record["run_id"], Path(model_dir) / "run.json")
     metric = params.tracking.promote_metric
     key = ComparabilityKey(

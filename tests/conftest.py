@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,6 +34,44 @@ def make_params(changes: dict | None = None):
     from ferops.config import overlay
 
     return load_params(ROOT / "params.yaml", overlay(TINY, changes or {}))
+
+
+def run_checked(cmd, cwd, env, check=True):
+    """A command in a temp project; on failure the assertion shows the end of its output."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def make_dvc_project(repo: Path, changes: dict | None = None, message: str = "tiny project") -> dict:
+    """A git + DVC repo holding this project's code, dvc.yaml and params.yaml (TINY + `changes`), committed.
+
+    Returns the environment to run `dvc`/`ferops` in: the venv's bin on PATH and a store inside the repo.
+    Files a test needs in the repo (raw data) can be written before the commit by passing them in
+    `changes["_files"]` as {relative path: callable(Path)}.
+    """
+    import yaml
+
+    from ferops.config import overlay
+
+    changes = dict(changes or {})
+    files = changes.pop("_files", {})
+    repo.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / "ferops", repo / "ferops", ignore=shutil.ignore_patterns("__pycache__"))
+    params = overlay(yaml.safe_load((ROOT / "params.yaml").read_text()), overlay(TINY, changes))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    for rel, write in files.items():
+        write(repo / rel)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", "commit", "-qm", message]):
+        run_checked(cmd, repo, env)
+    return env
 
 
 @pytest.fixture

@@ -50,7 +50,8 @@ def test_cv_parent_folds_and_metrics(mlflow_store, tiny_params, toy_dataset, tmp
     assert {"cv/metrics.json", "cv/confusion_matrix.png", "cv/confusion_matrix.json",
             "cv/classification_report.txt"} <= artifacts
 
-    metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    metrics = {**json.loads((tmp_path / "cv" / "metrics.json").read_text()),
+               **json.loads((tmp_path / "cv" / "run.json").read_text())}
     assert metrics["protocol"] == "subject" and len(metrics["fold_accuracy"]) == 3
     assert metrics["run_id"] == result.parent_run_id and metrics["task"] == "emotion"
     assert abs(metrics["cv_accuracy_mean"] - parent.data.metrics["cv_accuracy_mean"]) < 1e-9

@@ -57,3 +57,21 @@ def test_holdout_uses_the_datasets_own_split(tiny_params, toy_dataset):
     toy_dataset.manifest["split"] = ["Training"] * 50 + ["PublicTest"] * 10
     train, val, how = split_indices(toy_dataset, tiny_params)
     assert how == "dataset split column" and len(train) == 50 and list(val) == list(range(50, 60))
+
+
+def test_refit_false_still_writes_the_stage_outputs_dvc_expects(processed, tmp_path):
+    import yaml
+
+    from conftest import ROOT
+
+    params = replace(processed, **{"cv.refit": False})
+    pipeline.refit(params, cv_dir=tmp_path / "cv", out_dir=tmp_path / "outputs" / "model")
+    record = pipeline.register(params, cv_dir=tmp_path / "cv", model_dir=tmp_path / "outputs" / "model",
+                               out_path=tmp_path / "outputs" / "registry.json")
+    assert record == {"registered": False, "reason": "cv.refit is false in params.yaml: no final model was trained"}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage in ("refit", "register"):
+        for out in stages[stage]["outs"]:
+            path = next(iter(out)) if isinstance(out, dict) else out
+            assert (tmp_path / path).exists(), f"{stage} must leave {path} for DVC even when cv.refit is false"
+    assert not (tmp_path / "outputs" / "model" / "model.keras").exists()

@@ -5,9 +5,6 @@ track and register again rather than trust the lock file.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,37 +13,17 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, TINY
+from conftest import make_dvc_project, run_checked as _run
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def _run(cmd, cwd, env):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory):
     repo = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "ferops", repo / "ferops", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    params["synthfacs"]["n"] = 21  # 21 sequences -> 84 images (last 3 frames + neutral first frame)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    _run(["git", "init", "-q"], repo, env)
-    _run(["dvc", "init", "-q"], repo, env)
-    _run(["dvc", "config", "core.analytics", "false"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "tiny project"], repo, env)
+    # 21 sequences -> 84 images (last 3 frames + neutral first frame)
+    env = make_dvc_project(repo, {"synthfacs": {"n": 21}})
     first = _run(["dvc", "repro"], repo, env)
     start = time.perf_counter()
     second = _run(["dvc", "repro"], repo, env)

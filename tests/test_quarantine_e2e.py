@@ -8,18 +8,14 @@ Only the stages up to validate run, so later stages of dvc.yaml do not matter he
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, TINY
+from conftest import make_dvc_project, run_checked as _run
 from format_fixtures import FER_FOLDER_FAULTS, fer_folder_copy
 
 pytestmark = pytest.mark.slow
@@ -28,37 +24,15 @@ RAW = "data/raw/fer2013_folders"
 PROCESSED = "data/processed/fer2013_folders"
 
 
-def _run(cmd, cwd, env, check=True):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
-
-
 def _project(repo: Path, on_fail: str) -> dict:
     """A git + DVC repo holding this project's code, dvc.yaml and tiny params over the faulty FER copy."""
-    repo.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "ferops", repo / "ferops", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    changes = {**TINY, "cv": {"folds": 2}, "train": {"epochs": 1}, "model": {"width": 0.125}}
-    for section, values in changes.items():
-        params[section].update(values)
-    params["dataset"].update(name="fer2013_folders", format="folders", raw_dir=RAW, processed_dir=PROCESSED,
-                             subject_pattern=None)
-    params["validate"]["on_fail"] = on_fail
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    fer_folder_copy(repo / RAW)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    _run(["git", "init", "-q"], repo, env)
-    _run(["dvc", "init", "-q"], repo, env)
-    _run(["dvc", "config", "core.analytics", "false"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "fer2013 folders with faults"], repo, env)
-    return env
+    return make_dvc_project(repo, {
+        "cv": {"folds": 2}, "train": {"epochs": 1}, "model": {"width": 0.125},
+        "dataset": {"name": "fer2013_folders", "format": "folders", "raw_dir": RAW, "processed_dir": PROCESSED,
+                    "subject_pattern": None},
+        "validate": {"on_fail": on_fail},
+        "_files": {RAW: fer_folder_copy},
+    }, message="fer2013 folders with faults")
 
 
 def test_dvc_repro_validate_under_stop_fails_naming_the_offenders(tmp_path):

@@ -1,12 +1,10 @@
 """The tracking store and Keras model logging (registry: test_registry.py; lineage: test_lineage.py)."""
 
 import json
-import os
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import pytest
 from conftest import make_params
 
 from ferops.models import build_cnn

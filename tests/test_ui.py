@@ -10,7 +10,6 @@ Chromium and reads the page.
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 

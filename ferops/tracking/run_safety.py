@@ -167,7 +167,30 @@ def _on_signal(signum, frame) -> None:
         signal.signal(sig, signal.SIG_DFL)
     run = mlflow.active_run()  # in memory only: no store I/O inside a signal handler
     _interrupt.update(signal=signum, run_id=run.info.run_id if run else None)
+    # The exception lands wherever the main thread is; inside a finaliser (a weakref callback, __del__) Python
+    # only prints and ignores it, and the work would go on. If the process has not begun exiting soon, stop it.
+    watchdog = threading.Timer(WATCHDOG_S, _exit_if_still_running, args=(signum,))
+    watchdog.daemon = True
+    watchdog.start()
     raise Interrupted(EXIT_CODES[signum])
+
+
+WATCHDOG_S = 5.0
+
+
+def _unraisable(unraisable) -> None:
+    """Our exit swallowed by a finaliser: no "Exception ignored ... Traceback", just the exit it meant."""
+    if isinstance(unraisable.exc_value, Interrupted) and _interrupt["signal"] is not None:
+        _exit_if_still_running(_interrupt["signal"])
+    _interrupt["default_unraisablehook"](unraisable)
+
+
+def _exit_if_still_running(signum: int) -> None:
+    if _interrupt.get("exiting"):
+        return
+    _mark_interrupted_runs()
+    sys.stderr.flush()
+    os._exit(EXIT_CODES[signum])
 
 
 def _lineage(client: MlflowClient, run_id: str) -> list[Run]:
@@ -183,8 +206,9 @@ def _lineage(client: MlflowClient, run_id: str) -> list[Run]:
 def _mark_interrupted_runs() -> None:
     """At exit after a signal: every run this process had open ends KILLED, and one line says so."""
     signum = _interrupt["signal"]
-    if signum is None:
+    if signum is None or _interrupt.get("exiting"):
         return
+    _interrupt["exiting"] = True
     name = signal.Signals(signum).name
     try:
         # Runs started without `with` are still on MLflow's stack; close them before MLflow's own
@@ -229,6 +253,9 @@ def install_interrupt_handlers() -> bool:
         return False
     for sig in EXIT_CODES:
         signal.signal(sig, _on_signal)
+    if sys.unraisablehook is not _unraisable:
+        _interrupt["default_unraisablehook"] = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     if not _interrupt["installed"]:
         # Registered after mlflow's own atexit hook, so it runs before it (atexit is last-in, first-out).
         atexit.register(_mark_interrupted_runs)

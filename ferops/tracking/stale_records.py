@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from ferops.config import Params
 from ferops.tracking.store import configure
 
-CV_METRICS = Path("outputs/cv/metrics.json")
+CV_RECORD = Path("outputs/cv/run.json")
 MODEL_DIR = Path("outputs/model")
 REGISTRY_RECORD = Path("outputs/registry.json")
 
@@ -65,10 +65,10 @@ def clear_stale_records(params: Params) -> list[str]:
     uri = mlflow.get_tracking_uri()
     client = MlflowClient()
     lines = []
-    cv = _read(CV_METRICS)
+    cv = _read(CV_RECORD)
     if cv is not None and not _run_exists(client, cv.get("run_id")):
-        _remove(CV_METRICS, MODEL_DIR, REGISTRY_RECORD)
-        lines.append(f"{CV_METRICS}: CV run {cv.get('run_id')} is not in {uri}; the cv, refit and register stages will rerun")
+        _remove(CV_RECORD, MODEL_DIR, REGISTRY_RECORD)
+        lines.append(f"{CV_RECORD}: CV run {cv.get('run_id')} is not in {uri}; the cv, refit and register stages will rerun")
     model = _read(MODEL_DIR / "run.json")
     if model is not None and model.get("refit") and not _run_exists(client, model.get("run_id")):
         _remove(MODEL_DIR, REGISTRY_RECORD)

@@ -16,6 +16,7 @@ logged to MLflow so `dvc metrics show` and the MLflow UI agree.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
+from ferops.errors import FeropsError
 from ferops.evaluation import METRIC_DEFINITIONS, classification_metrics, plot_confusion_matrix, write_csv, write_json
 from ferops.io import atomic_file
 from ferops.tracking.epoch_logger import EpochLogger
@@ -34,6 +36,21 @@ from ferops.tracking.lineage import lineage_tags
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
 from ferops.train.tasks import emotion_task
+
+
+RECORD_KEYS = ("run_id", "task", "classes", "absent_classes", "data_hash", "protocol_description", "definitions")
+
+
+def read_cv_result(cv_dir: str | Path) -> dict:
+    """metrics.json + run.json of a finished CV, as one dict (what refit and register build on)."""
+    cv_dir = Path(cv_dir)
+    out = {}
+    for name in ("metrics.json", "run.json"):
+        path = cv_dir / name
+        if not path.exists():
+            raise FeropsError(f"{path}: not found; run the cv stage first (`dvc repro cv`)")
+        out.update(json.loads(path.read_text()))
+    return out
 
 
 @dataclass
@@ -107,7 +124,9 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
         mlflow.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro")})
         mlflow.log_metrics({f"f1_{name}": v for name, v in pooled["f1"].items()})
 
-        write_json(metrics, out_dir / "metrics.json")
+        # metrics.json: the numbers `dvc metrics show/diff` compares; run.json: what they mean and where they came from.
+        write_json({k: v for k, v in metrics.items() if k not in RECORD_KEYS}, out_dir / "metrics.json")
+        write_json({k: metrics[k] for k in RECORD_KEYS}, out_dir / "run.json")
         write_json({"classes": list(classes), "matrix": pooled["confusion_matrix"]}, out_dir / "confusion_matrix.json")
         plot_confusion_matrix(pooled["confusion_matrix"], classes, out_dir / "confusion_matrix.png",
                               f"{dataset.name}: {cv.folds}-fold CV ({cv.protocol}), "
