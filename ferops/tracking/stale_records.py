@@ -19,11 +19,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ferops.config import Params
+from ferops.pipeline import CV_DIR, MODEL_DIR, REGISTRY_RECORD  # the stage outputs, named in one place
 from ferops.tracking.store import configure
 
-CV_RECORD = Path("outputs/cv/run.json")
-MODEL_DIR = Path("outputs/model")
-REGISTRY_RECORD = Path("outputs/registry.json")
+CV_RECORD = CV_DIR / "run.json"
 
 
 def _read(path: Path) -> dict | None:
