@@ -31,7 +31,7 @@ class Nuisance:
 
     @classmethod
     def sample(cls, rng: np.random.Generator, profile: str = "studio") -> "Nuisance":
-        """Draw nuisance for a capture setting: 'studio' (CK+, CASME II) or 'wild' (FER2013)."""
+        """Draw nuisance for a capture setting: 'studio' (CK+, CASME II), 'wild' (FER2013) or 'webcam'."""
         seed = int(rng.integers(0, 2**31 - 1))
         if profile == "studio":
             return cls(
@@ -67,7 +67,24 @@ class Nuisance:
                 clutter=int(rng.integers(0, 6)),
                 seed=seed,
             )
-        raise ValueError(f"unknown nuisance profile {profile!r}; expected 'studio' or 'wild'")
+        if profile == "webcam":  # a laptop camera: turned heads, window light, soft focus, sensor noise
+            return cls(
+                rotation=float(rng.normal(0, 5.0)),
+                yaw=float(rng.uniform(-0.35, 0.35)),
+                scale=float(rng.uniform(0.9, 1.1)),
+                shift_x=float(rng.normal(0, 0.03)),
+                shift_y=float(rng.normal(0, 0.03)),
+                light_angle=float(rng.choice([0.0, 180.0]) + rng.normal(0, 20)),
+                light_strength=float(rng.uniform(0.3, 0.6)),
+                brightness=float(rng.uniform(0.75, 1.15)),
+                blur=float(rng.uniform(0.4, 0.9)),
+                noise=float(rng.uniform(2.0, 6.0)),
+                occlusions=0,
+                background=float(rng.uniform(0.2, 0.9)),
+                clutter=int(rng.integers(0, 3)),
+                seed=seed,
+            )
+        raise ValueError(f"unknown nuisance profile {profile!r}; expected 'studio', 'wild' or 'webcam'")
 
     def as_dict(self) -> dict:
         return asdict(self)

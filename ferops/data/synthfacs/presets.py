@@ -8,6 +8,10 @@
                    imbalance (rare disgust, no contempt), Training/PublicTest/PrivateTest.
 - micro (CASME II): 26 subjects, 200 fps clips from onset through apex to offset at low
                    intensity; CASME II's five classes and their imbalance.
+- au:              AU-balanced stills: every AU on or off independently (no emotion label),
+                   so AU detectors and filter probes cannot lean on emotion co-occurrence.
+- webcam:          a third capture domain for transfer: colour, head turns, side light,
+                   soft focus and sensor noise; seven classes (no contempt), 80 subjects.
 
 Every sample (sequence or image) draws from its own seeded generator
 (SeedSequence keyed by seed, preset and sample index), and labels are dealt in
@@ -29,7 +33,7 @@ from ferops.data.synthfacs.expression import sided_intensities
 from ferops.data.synthfacs.identity import Identity
 from ferops.data.synthfacs.labels import au_columns, identity_columns, nuisance_columns
 from ferops.data.synthfacs.nuisance import Nuisance
-from ferops.data.synthfacs.prototypes import sample_aus
+from ferops.data.synthfacs.prototypes import sample_aus, sample_independent_aus
 from ferops.data.synthfacs.renderer import render_face
 from ferops.data.synthfacs.sequences import micro_envelope, posed_envelope, scale_aus
 from ferops.data.vocab import AU_CODES, EMOTIONS
@@ -47,6 +51,7 @@ class Preset:
     frames: tuple[int, int] | None            # sequence length range (inclusive); None: single images
     splits: tuple[tuple[str, int], ...]       # split names dealt per block of sum(counts)
     fps: int | None = None
+    au_prevalence: float | None = None        # set: AUs drawn independently (no emotion label), not from prototypes
 
 
 FER2013_TRAIN_COUNTS = (("anger", 3995), ("disgust", 436), ("fear", 4097), ("happiness", 7215),
@@ -69,6 +74,15 @@ PRESETS: dict[str, Preset] = {
         name="micro", tag=3, classes=("happiness", "disgust", "repression", "surprise", "others"),
         deal=CASME2_COUNTS, prototype_set="micro", nuisance_profile="studio", n_subjects=26,
         frames=(17, 49), splits=(("train", 1),), fps=200,
+    ),
+    "au": Preset(
+        name="au", tag=4, classes=EMOTIONS, deal=(("unlabelled", 1),), prototype_set="independent",
+        nuisance_profile="studio", n_subjects=100, frames=None, splits=(("train", 1),), au_prevalence=0.3,
+    ),
+    "webcam": Preset(
+        name="webcam", tag=5, classes=tuple(e for e in EMOTIONS if e != "contempt"),
+        deal=tuple((e, 1) for e in EMOTIONS if e != "contempt"), prototype_set="posed",
+        nuisance_profile="webcam", n_subjects=80, frames=None, splits=(("train", 1),),
     ),
 }
 
@@ -104,7 +118,10 @@ def _sample_frames(preset: Preset, index: int, seed: int, size: int, channels: i
     split = _dealt(preset.splits, index, seed, preset, 3)
     subject, identity = _identity(seed, preset, index)
     rng = _rng(seed, preset, 1, index)
-    apex_aus, variant = sample_aus(emotion, rng, preset.prototype_set)
+    if preset.au_prevalence is not None:
+        apex_aus, variant = sample_independent_aus(rng, preset.au_prevalence), 0
+    else:
+        apex_aus, variant = sample_aus(emotion, rng, preset.prototype_set)
     nuisance = Nuisance.sample(rng, preset.nuisance_profile)
 
     if preset.frames is None:
@@ -130,8 +147,9 @@ def _sample_frames(preset: Preset, index: int, seed: int, size: int, channels: i
             plan = [(k + 1, float(e), f"{subject}/{take:03d}/{sequence}_{k + 1:08d}.png") for k, e in enumerate(envelope)]
 
     apex_frame = max(plan, key=lambda p: p[1])[0]
-    common = {"label": preset.classes.index(emotion), "label_name": emotion, "subject": subject,
-              "sequence": sequence, "split": split, "prototype": f"{emotion}/{variant}",
+    known = emotion in preset.classes
+    common = {"label": preset.classes.index(emotion) if known else -1, "label_name": emotion if known else None, "subject": subject,
+              "sequence": sequence, "split": split, "prototype": f"{emotion}/{variant}" if known else "independent",
               **identity_columns(identity), **nuisance_columns(nuisance)}
     for frame, scale, path in plan:
         aus = scale_aus(apex_aus, scale)
@@ -175,7 +193,8 @@ def generate(preset: str, n: int, seed: int = 0, size: int = 48, channels: int =
     first = list(REQUIRED_COLUMNS)
     manifest = manifest[first + [c for c in manifest.columns if c not in first]]
     extras: dict = {"au_values": np.stack(values), "au_value_codes": list(AU_CODES),
-                    "generator": "synthfacs", "preset": preset, "seed": seed}
+                    "generator": "synthfacs", "preset": preset, "seed": seed,
+                    "subjects_known": spec.n_subjects is not None}
     if spec.fps:
         extras["fps"] = spec.fps
     if masks:

@@ -35,6 +35,28 @@ def emotions(set_name: str) -> tuple[str, ...]:
     return tuple(prototype_table()["sets"][set_name]["emotions"])
 
 
+def sample_independent_aus(rng: np.random.Generator, prevalence: float,
+                           intensity: tuple[float, float] = (1.0, 5.0)) -> dict[str, float]:
+    """Every rendered AU on or off by its own coin (probability `prevalence`), at a uniform intensity.
+
+    Emotion prototypes tie AUs together (AU6 with AU12, AU1 with AU2), so on
+    prototype data an AU detector can score by recognising the emotion. Drawn
+    independently, each AU has to be seen for itself: this is the AU-balanced
+    training set of the AU experiments and the probe set of the filter analysis.
+    Sided AUs (12, 14) come bilateral, left or right with equal odds.
+    """
+    aus: dict[str, float] = {}
+    for code in AU_CODES:
+        if rng.random() >= prevalence:
+            continue
+        value = float(rng.uniform(*intensity))
+        if code in (12, 14):
+            aus[str(rng.choice(["", "L", "R"])) + str(code)] = value
+        else:
+            aus[str(code)] = value
+    return aus
+
+
 def sample_aus(emotion: str, rng: np.random.Generator, set_name: str = "posed") -> tuple[dict[str, float], int]:
     """(AU key -> intensity, index of the prototype alternative used) for one sample."""
     spec = prototype_table()["sets"][set_name]
