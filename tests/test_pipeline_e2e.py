@@ -30,7 +30,8 @@ def repro(tmp_path_factory):
     return repo, env, first, second, time.perf_counter() - start
 
 
-STAGES = ("generate", "preprocess", "validate", "cv", "refit", "register")
+STAGES = ("generate", "preprocess", "validate", "cv", "refit", "register",
+          "domain@au", "domain@posed", "domain@wild", "domain@webcam", "au", "transfer", "cross_task", "analyze")
 
 
 def _client(env):
@@ -66,12 +67,13 @@ def test_a_fresh_clone_trains_and_registers_instead_of_trusting_the_lock(repro, 
         assert f"Running stage '{stage}'" in fresh.stdout, stage
     version = _client(clone_env).get_model_version_by_alias("fer-emotion", "champion")
     assert str(version.version) == "1"
+    assert str(_client(clone_env).get_model_version_by_alias("fer-au", "champion").version) == "1"
     # the store is lost, the outputs stay: reconcile clears the stale records and the stages rerun
     (clone / "mlflow.db").unlink()
     cleared = _run([str(BIN / "ferops"), "reconcile"], clone, clone_env)
     assert "will rerun" in cleared.stdout
-    again = _run(["dvc", "repro"], clone, clone_env)
-    for stage in ("cv", "refit", "register"):  # run, not restored from DVC's run cache
+    again = _run(["dvc", "repro", "register", "au"], clone, clone_env)
+    for stage in ("cv", "refit", "register", "au"):  # run, not restored from DVC's run cache
         assert f"Running stage '{stage}'" in again.stdout, again.stdout
     assert str(_client(clone_env).get_model_version_by_alias("fer-emotion", "champion").version) == "1"
 

@@ -23,6 +23,12 @@ from ferops.pipeline import CV_DIR, MODEL_DIR, REGISTRY_RECORD  # the stage outp
 from ferops.tracking.store import configure
 
 CV_RECORD = CV_DIR / "run.json"
+# Each experiment stage's uncached run record: {"run_id": ..., "registry": {"registered", "model", "version",
+# "run_id"} (optional)}. Removing it is enough for `dvc repro` to rerun the stage.
+EXPERIMENT_RECORDS = tuple(Path(p) for p in (
+    "outputs/au/run.json", "outputs/transfer/run.json", "outputs/cross_task/run.json",
+    "outputs/analysis/run.json", "outputs/micro/run.json",
+))
 
 
 def _read(path: Path) -> dict | None:
@@ -77,4 +83,16 @@ def clear_stale_records(params: Params) -> list[str]:
         _remove(REGISTRY_RECORD)
         lines.append(f"{REGISTRY_RECORD}: {registry.get('model')} v{registry.get('version')} is not in {uri}; "
                      f"register will rerun")
+    for path in EXPERIMENT_RECORDS:
+        record = _read(path)
+        if record is None:
+            continue
+        registered = record.get("registry") or {}
+        if not _run_exists(client, record.get("run_id")):
+            _remove(path)
+            lines.append(f"{path}: run {record.get('run_id')} is not in {uri}; its stage will rerun")
+        elif registered.get("registered") and not _version_matches(client, registered):
+            _remove(path)
+            lines.append(f"{path}: {registered.get('model')} v{registered.get('version')} is not in {uri}; "
+                         f"its stage will rerun")
     return lines

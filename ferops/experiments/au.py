@@ -1,0 +1,212 @@
+"""AU detection (the paper's §3.2): the paper CNN with AU heads, cross-validated by subject.
+
+Modes, as in the paper:
+- all_at_once: one multi-label sigmoid head over every AU with enough positives;
+- one_vs_all: one binary model per AU (either side), each its own nested MLflow run.
+Intensity, always: the same network regressing 0..5 per AU (5 x sigmoid head).
+The L1 + L2 activity penalty on the output layer is the paper's sparsity prior.
+
+Every test fold is scored once, after training on the other folds' subjects;
+`fit` validates on an inner split of those training subjects only. Unknown
+labels are masked out of the loss and the metrics (ferops.train.masked). The
+all-at-once presence model is then refit on every subject and registered as
+`au.model_name` (fer-au), its CV mean F1 the evidence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from ferops.au_metrics import (  # noqa: E402
+    INTENSITY_DEFINITIONS, PRESENCE_DEFINITIONS, intensity_table, presence_table, summarise,
+)
+from ferops.config import Params, flatten, replace  # noqa: E402
+from ferops.data.dataset import Dataset, mirrored  # noqa: E402
+from ferops.errors import FeropsError  # noqa: E402
+from ferops.evaluation import write_csv, write_json  # noqa: E402
+from ferops.io import atomic_file  # noqa: E402
+from ferops.tracking.epoch_logger import EpochLogger  # noqa: E402
+from ferops.tracking.lineage import lineage_tags  # noqa: E402
+from ferops.tracking.model_logging import log_keras_model  # noqa: E402
+from ferops.train.fit import fit, predict_proba  # noqa: E402
+from ferops.train.folds import describe_protocol, inner_split, make_folds  # noqa: E402
+from ferops.train.tasks import Task, au_intensity_task, au_presence_task  # noqa: E402
+
+OUT_DIR = Path("outputs/au")
+
+
+def experiment_params(params: Params) -> Params:
+    """The AU experiment's recipe: the shared model/train sections at this experiment's width and epochs."""
+    return replace(params, **{"model.width": params.au.width, "train.epochs": params.au.epochs,
+                              "train.batch_size": params.au.batch_size})
+
+
+def choose_aus(dataset: Dataset, min_prevalence: float) -> tuple[tuple[str, ...], dict[str, float]]:
+    """(AU labels to learn, {skipped label: prevalence}); a side-specific AU is kept only with its other side."""
+    labels = dataset.au_labels
+    if not labels:
+        raise FeropsError(f"{dataset.name}: the dataset has no AU columns; AU detection needs AU-coded data "
+                          f"(SynthFACS domains.au, or CK+ with its FACS folder)")
+    prevalence = dict(zip(labels, np.nanmean(dataset.au_presence(labels), axis=0).tolist()))
+    ok = {label for label, p in prevalence.items() if p >= min_prevalence}
+    kept = tuple(label for label in labels if label in ok and mirrored(label) in ok)
+    if not kept:
+        raise FeropsError(f"{dataset.name}: no AU reaches au.min_prevalence {min_prevalence}; lower it")
+    return kept, {label: round(p, 4) for label, p in prevalence.items() if label not in kept}
+
+
+def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray, name: str) -> np.ndarray:
+    """Out-of-fold predictions of `task` (N x K), one nested MLflow run per fold."""
+    x, y, subjects = dataset.images, task.targets(dataset), dataset.subjects
+    oof = np.full(y.shape, np.nan, np.float32)
+    for i in tqdm(range(int(folds.max()) + 1), desc=name, unit="fold"):
+        test = np.flatnonzero(folds == i)
+        fit_rows, val_rows = inner_split(np.flatnonzero(folds != i), subjects,
+                                         params.train.validation_fraction, params.seed + i)
+        with mlflow.start_run(run_name=f"{name}-fold-{i:02d}", nested=True) as run:
+            mlflow.set_tags({"ferops.kind": "cv-fold", "cv.fold": str(i), "ferops.task": task.name})
+            mlflow.log_params({"fold": i, "n_fit": len(fit_rows), "n_validation": len(val_rows),
+                               "n_test": len(test), "labels": ",".join(task.labels)})
+            result = fit(params, task, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
+                         callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=params.au.augment)
+            oof[test] = predict_proba(result.model, x[test])  # the test fold, once, after training
+        keras.backend.clear_session()
+    return oof
+
+
+def _log_table(table: pd.DataFrame, out: Path, artifact: str) -> None:
+    write_csv(table, out)
+    mlflow.log_table(table, artifact_file=f"au/{artifact}.json")
+
+
+def plot_presence(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
+    """Per-AU F1 and accuracy against the always-absent accuracy (one panel per mode): the inflation
+    the paper's accuracy figure hides."""
+    width = max(6, 0.45 * max(len(t) for t in tables.values()))
+    fig, axes = plt.subplots(len(tables), 1, figsize=(width, 3.2 * len(tables)), squeeze=False)
+    for ax, (mode, table) in zip(axes[:, 0], tables.items()):
+        x = np.arange(len(table))
+        ax.bar(x - 0.27, table["f1"], 0.27, label="F1")
+        ax.bar(x, table["accuracy"], 0.27, label="accuracy")
+        ax.bar(x + 0.27, table["always_absent_accuracy"], 0.27, label="always 'absent' accuracy", color="0.7")
+        ax.set_xticks(x, table["au"], rotation=60, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{title}: {mode.replace('_', ' ')}, mean F1 {table['f1'].mean():.3f}, accuracy "
+                     f"{table['accuracy'].mean():.3f} vs always-absent {table['always_absent_accuracy'].mean():.3f}",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def _presence_summary(table: pd.DataFrame) -> dict:
+    out = summarise(table, PRESENCE_DEFINITIONS)
+    out["always_absent_f1_mean"] = 0.0  # "absent" for everything finds no positive
+    out["n_aus"] = int(len(table))
+    return out
+
+
+def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id: str, score: float,
+                        data_hash: str, protocol: str) -> dict:
+    """All-at-once presence model on every subject, logged under the AU run and registered on its CV F1."""
+    from ferops.tracking.registry import ComparabilityKey, register
+
+    with mlflow.start_run(run_name="au-final", nested=True) as run:
+        mlflow.set_tags({"ferops.kind": "cv-refit", "ferops.task": task.name, "ferops.cv_run_id": parent_id})
+        result = fit(params, task, dataset.images, task.targets(dataset), callbacks=[EpochLogger(run.info.run_id)],
+                     seed_offset=params.au.folds, augment=params.au.augment)
+        info = log_keras_model(result.model, dataset.images[:4], name=params.au.model_name,
+                               metadata={"labels": list(task.labels), "task": task.name, "dataset": dataset.name,
+                                         "cv_run_id": parent_id})
+        mlflow.log_metrics({"cv_au_f1_mean": score}, model_id=info.model_id)
+    keras.backend.clear_session()
+    key = ComparabilityKey(task=task.name, dataset=dataset.name, data_hash=data_hash, protocol=protocol,
+                           classes=task.labels)
+    promotion = register(info.model_uri, params.au.model_name, score, "cv_au_f1_mean", key,
+                         tags={"refit_run_id": run.info.run_id}, cv_run_id=parent_id)
+    return {"registered": True, "model": promotion.name, "version": promotion.version, "champion": promotion.promoted,
+            "reason": promotion.reason, "run_id": run.info.run_id, "model_uri": info.model_uri}
+
+
+def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
+    """The `au` stage: CV per mode and for intensity, per-AU tables and plots, refit and registration."""
+    au = params.au
+    if not au.modes:
+        raise FeropsError("au.modes: empty; list all_at_once and/or one_vs_all")
+    p = experiment_params(params)
+    dataset = Dataset.load(au.data)
+    labels, skipped = choose_aus(dataset, au.min_prevalence)
+    presence = au_presence_task(labels, au.sparsity.l1, au.sparsity.l2)
+    dataset = dataset.subset(np.flatnonzero(presence.labelled(presence.targets(dataset))))
+    folds = make_folds(np.zeros(len(dataset), int), dataset.subjects, au.folds, "subject", params.seed)
+    protocol = describe_protocol("subject", dataset.subjects_known)
+    out_dir = Path(out_dir)
+    lineage = lineage_tags({"data": au.data})
+    metrics: dict = {"dataset": dataset.name, "n_images": len(dataset), "folds": au.folds, "labels": list(labels),
+                     "skipped_rare": skipped, "protocol_description": protocol,
+                     "definitions": PRESENCE_DEFINITIONS | INTENSITY_DEFINITIONS}
+    tables: dict[str, pd.DataFrame] = {}
+
+    with mlflow.start_run(run_name=f"au-{dataset.name}") as parent:
+        mlflow.log_params(flatten(p))
+        mlflow.set_tags({**lineage, "ferops.kind": "au-detection", "ferops.dataset": dataset.name,
+                         "cv.protocol_description": protocol})
+        y = presence.targets(dataset)
+        if "all_at_once" in au.modes:
+            with mlflow.start_run(run_name="all-at-once", nested=True):
+                mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "all_at_once"})
+                oof = _out_of_fold(p, presence, dataset, folds, "au-all")
+            tables["all_at_once"] = presence_table(y, oof, labels)
+        if "one_vs_all" in au.modes:
+            columns = []
+            for label in (lab for lab in labels if lab.startswith("AU")):  # either side: a flip keeps it
+                with mlflow.start_run(run_name=f"one-vs-all-{label}", nested=True):
+                    mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "one_vs_all", "au.label": label})
+                    task = au_presence_task([label], au.sparsity.l1, au.sparsity.l2)
+                    oof = _out_of_fold(p, task, dataset, folds, f"au-{label}")
+                    table = presence_table(task.targets(dataset), oof, [label])
+                    mlflow.log_metrics({"f1": table["f1"][0], "accuracy": table["accuracy"][0]})
+                    columns.append(table)
+            tables["one_vs_all"] = pd.concat(columns, ignore_index=True)
+        for mode, table in tables.items():
+            metrics[mode] = _presence_summary(table)
+            mlflow.log_metrics({f"{mode}_{k}": v for k, v in metrics[mode].items()})
+        _log_table(pd.concat([t.assign(mode=m) for m, t in tables.items()], ignore_index=True),
+                   out_dir / "presence.csv", "presence")
+        plot_presence(tables, out_dir / "presence.png", dataset.name)
+        task = au_intensity_task(labels, au.sparsity.l1, au.sparsity.l2)
+        with mlflow.start_run(run_name="intensity", nested=True):
+            mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "intensity"})
+            oof = _out_of_fold(p, task, dataset, folds, "au-intensity")
+        table = intensity_table(task.targets(dataset), oof, labels)
+        metrics["intensity"] = summarise(table, INTENSITY_DEFINITIONS)
+        _log_table(table, out_dir / "intensity.csv", "intensity")
+        mlflow.log_metrics({f"intensity_{k}": v for k, v in metrics["intensity"].items()})
+        mlflow.log_artifacts(str(out_dir), artifact_path="au")
+
+        registry = {"registered": False, "reason": "au.refit is false" if not au.refit else
+                    "only the all_at_once model is registered, and au.modes lacks it"}
+        if au.refit and "all_at_once" in au.modes:
+            registry = _refit_and_register(p, presence, dataset, parent.info.run_id,
+                                           metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject")
+    record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"], "registry": registry}
+    numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", "intensity", "n_images")}
+    write_json(numbers, out_dir / "metrics.json")
+    write_json({**record, **{k: v for k, v in metrics.items() if k not in numbers}}, out_dir / "run.json")
+    return {**metrics, **record}
+
+
+__all__ = ["choose_aus", "experiment_params", "plot_presence", "run_au"]

@@ -1,0 +1,105 @@
+"""AU detection: metrics checked against scikit-learn and a published ICC case, AU choice, the AU-balanced
+SynthFACS preset, and a tiny tracked `au` run that registers a pullable fer-au."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+from conftest import make_params
+from ferops.au_metrics import icc_3_1, intensity_table, presence_table
+from ferops.data.domains import render_domain
+from ferops.data.synthfacs_dataset import synthfacs_dataset
+
+
+def test_presence_table_matches_sklearn_and_masks_unknown_labels():
+    rng = np.random.default_rng(0)
+    truth = (rng.random((200, 3)) < [0.1, 0.4, 0.7]).astype(np.float32)
+    prob = np.clip(truth * 0.6 + rng.random((200, 3)) * 0.5, 0, 1)
+    truth[::7, 1] = np.nan  # unknown: must be left out, not counted as absent
+    table = presence_table(truth, prob, ["AU1", "AU2", "AU4"])
+    for k in range(3):
+        known = ~np.isnan(truth[:, k])
+        t, s = truth[known, k].astype(int), prob[known, k]
+        row = table.iloc[k]
+        assert row["n_known"] == known.sum() and row["positives"] == t.sum()
+        assert row["f1"] == pytest.approx(f1_score(t, s >= 0.5))
+        assert row["precision"] == pytest.approx(precision_score(t, s >= 0.5))
+        assert row["recall"] == pytest.approx(recall_score(t, s >= 0.5))
+        assert row["auroc"] == pytest.approx(roc_auc_score(t, s))
+        assert row["always_absent_accuracy"] == pytest.approx(1 - t.mean())
+    assert table.iloc[1]["n_known"] == 200 - len(range(0, 200, 7))
+
+
+def test_icc_3_1_reproduces_shrout_and_fleiss():
+    # Shrout & Fleiss (1979), Table 2: 6 targets x 4 judges; ICC(3,1) = 0.71 (and not ICC(1,1) 0.17 / (2,1) 0.29).
+    ratings = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
+    assert icc_3_1(ratings) == pytest.approx(0.715, abs=0.001)
+    perfect = np.array([[0, 0], [2, 2], [5, 5], [3, 3]])
+    assert icc_3_1(perfect) == pytest.approx(1.0)
+    shifted = perfect + np.array([0, 1])  # consistency ICC ignores a constant rater offset
+    assert icc_3_1(shifted) == pytest.approx(1.0)
+
+
+def test_intensity_table_mse_and_rounded_accuracy():
+    truth = np.array([[0, 1], [2, np.nan], [4, 3], [5, 0]], np.float32)
+    pred = np.array([[0.4, 1.2], [2.6, 3.0], [4.0, 2.4], [4.6, 0.0]], np.float32)
+    table = intensity_table(truth, pred, ["AU6", "AU12"])
+    assert table.iloc[0]["mse"] == pytest.approx(np.mean([0.16, 0.36, 0.0, 0.16]))
+    assert table.iloc[0]["rounded_accuracy"] == pytest.approx(0.75)  # 2.6 rounds to 3, not 2
+    assert table.iloc[1]["n_known"] == 3 and table.iloc[1]["mse"] == pytest.approx(np.mean([0.04, 0.36, 0.0]))
+
+
+def test_au_preset_draws_aus_independently_of_each_other_and_of_emotion():
+    ds = synthfacs_dataset("au", 400, seed=3, masks=False)
+    assert (ds.labels == -1).all() and ds.manifest["label_name"].isna().all()
+    presence = ds.au_presence(["AU1", "AU2", "AU6", "AU12"])
+    assert np.allclose(presence.mean(axis=0), 0.3, atol=0.08)
+    corr = np.corrcoef(presence.T)
+    assert abs(corr[0, 1]) < 0.15 and abs(corr[2, 3]) < 0.15  # prototypes tie 1+2 and 6+12; this preset must not
+    assert ds.subjects_known
+
+
+def test_choose_aus_keeps_sides_in_pairs_and_lists_rare_ones(tmp_path):
+    from ferops.experiments.au import choose_aus
+
+    ds = synthfacs_dataset("au", 200, seed=1, masks=False)
+    labels, skipped = choose_aus(ds, 0.05)
+    assert "AU12" in labels and ("L12" in labels) == ("R12" in labels)
+    assert not skipped
+    labels, skipped = choose_aus(ds, 0.2)  # one side of 12 is present in about 0.2 of faces
+    assert all((lab in labels) == (lab.replace("L", "R") in labels) for lab in labels if lab.startswith("L"))
+    assert set(skipped) and not set(skipped) & set(labels)
+
+
+def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tmp_path):
+    from ferops.experiments.au import run_au
+    from ferops.tracking.store import configure
+
+    params = make_params({"domains": {"au": {"n": 120, "out": str(tmp_path / "au")}},
+                          "au": {"data": str(tmp_path / "au"), "folds": 2, "epochs": 1, "width": 0.125}})
+    render_domain(params.domains["au"], params.seed, "au")
+    configure(params.tracking)
+    result = run_au(params, out_dir=tmp_path / "out")
+
+    out = tmp_path / "out"
+    for name in ("presence.csv", "presence.png", "intensity.csv", "metrics.json", "run.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"all_at_once", "intensity"}
+    assert 0 <= metrics["all_at_once"]["f1_mean"] <= 1 and metrics["all_at_once"]["always_absent_f1_mean"] == 0
+    run = mlflow.get_run(result["run_id"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "au")}
+    assert {"au/presence.json", "au/intensity.json", "au/presence.png"} <= artifacts
+    assert run.data.metrics["all_at_once_f1_mean"] == pytest.approx(metrics["all_at_once"]["f1_mean"])
+
+    registry = result["registry"]
+    assert registry["registered"] and registry["champion"]
+    model = mlflow.keras.load_model("models:/fer-au@champion")
+    assert model.output_shape[-1] == len(result["labels"])
+    version = mlflow.MlflowClient().get_model_version_by_alias("fer-au", "champion")
+    assert version.tags["key.task"] == "au_presence" and version.tags["score.metric"] == "cv_au_f1_mean"
