@@ -124,6 +124,84 @@ def cmd_reconcile(args) -> None:
         print(line)
 
 
+def cmd_domain(args) -> None:
+    from ferops.data.domains import render_domain
+    from ferops.errors import FeropsError
+
+    params = _params(args)
+    if args.name not in params.domains:
+        raise FeropsError(f"{args.name!r} is not in params.yaml domains; known: {sorted(params.domains)}")
+    print(f"wrote domain {args.name} to {render_domain(params.domains[args.name], params.seed, args.name)}")
+
+
+def cmd_au(args) -> None:
+    from ferops.experiments.au import run_au
+    from ferops.tracking.store import configure
+
+    params = _params(args)
+    configure(params.tracking)
+    result = run_au(params, out_dir=Path(args.out))
+    for mode in ("all_at_once", "one_vs_all"):
+        if mode in result:
+            m = result[mode]
+            print(f"AU {mode}: mean F1 {m['f1_mean']:.4f} over {m['n_aus']} AUs (always-absent 0), "
+                  f"accuracy {m['accuracy_mean']:.4f} vs always-absent {m['always_absent_accuracy_mean']:.4f}")
+    if "intensity" in result:
+        m = result["intensity"]
+        print(f"AU intensity: MSE {m['mse_mean']:.4f}, ICC(3,1) {m['icc_mean']:.4f}")
+    r = result["registry"]
+    if r["registered"]:
+        print(f"registered {r['model']} v{r['version']}{' as champion' if r['champion'] else ''}: {r['reason']}")
+    else:
+        print(f"nothing registered: {r['reason']}")
+
+
+def cmd_transfer(args) -> None:
+    from ferops.experiments.transfer import MODES, run_transfer
+    from ferops.tracking.store import configure
+
+    params = _params(args)
+    configure(params.tracking)
+    metrics = run_transfer(params, out_dir=Path(args.out))["metrics"]
+    print(f"within-dataset CV mean {metrics['within_mean']:.4f}; off-diagonal means: "
+          + ", ".join(f"{mode} {metrics[mode]['off_diagonal_mean']:.4f}" for mode in MODES))
+
+
+def cmd_cross_task(args) -> None:
+    from ferops.experiments.cross_task import run_cross_task
+    from ferops.tracking.store import configure
+
+    params = _params(args)
+    configure(params.tracking)
+    result = run_cross_task(params, args.emotion_model, out_dir=Path(args.out))
+    print(result["curve"].pivot(index="n_subjects", columns="mode", values="f1_mean").round(4).to_string())
+
+
+def cmd_analyze(args) -> None:
+    from ferops.experiments.analyze import analyze
+
+    m = analyze(_params(args), args.model, out_dir=Path(args.out))
+    auroc = "n/a" if m["probe_auroc_matched"] is None else f"{m['probe_auroc_matched']:.3f}"
+    ratio = "n/a" if m["mask_energy_ratio"] is None else f"{m['mask_energy_ratio']:.2f}"
+    print(f"{m['layer']}: {m['alive']}/{m['total']} filters alive; matched (P = 1 over top-{m['top_n']}) "
+          f"{m['matched']}, random init {m['matched_by_chance']}, AUs shuffled within emotion "
+          f"{m['matched_by_cooccurrence']:.1f}; probe AUROC of {m['pairs']} {auroc}; mask-energy ratio {ratio} "
+          f"(run {m['run_id']}, files in {args.out})")
+
+
+def cmd_micro(args) -> None:
+    from ferops.experiments.micro import micro
+
+    r = micro(_params(args), out_dir=Path(args.out))
+    for name in ("5class", "3class"):
+        print(f"LOSO {name} ({r['n_folds']} subjects): " + "; ".join(
+            f"{model} acc {m[name]['accuracy']:.4f} UF1 {m[name]['uf1']:.4f} UAR {m[name]['uar']:.4f}"
+            for model, m in r["metrics"].items()))
+    if r.get("registered"):
+        print(f"registered {r['model']} v{r['version']}{' as champion' if r['champion'] else ''}: {r['reason']}")
+    print(f"run {r['run_id']}, {r['wall_s']} s, files in {args.out}")
+
+
 def _registry_call(args):
     from ferops.tracking import registry
     from ferops.tracking.store import configure
@@ -213,6 +291,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("reconcile", cmd_reconcile, "remove stage records whose runs or versions the tracking store lacks, "
             "so `dvc repro` redoes them")
+
+    p = command("domain", cmd_domain, "render one extra SynthFACS dataset of params.yaml domains (processed form)")
+    p.add_argument("name", help="a key of params.yaml domains (au, posed, wild, webcam)")
+
+    p = command("au", cmd_au, "AU detection: subject-independent CV of AU heads, per-AU tables, register fer-au")
+    p.add_argument("--out", default="outputs/au", help="folder for per-AU tables, plots and metrics")
+
+    p = command("transfer", cmd_transfer, "train-on-A / test-on-B matrices: zero-shot, frozen and fine-tuned")
+    p.add_argument("--out", default="outputs/transfer", help="folder for the matrices (CSV, PNG) and metrics")
+
+    p = command("cross-task", cmd_cross_task, "AU heads on the emotion backbone vs from scratch, by training size")
+    p.add_argument("--emotion-model", default="outputs/model/model.keras", help="the emotion model to start from")
+    p.add_argument("--out", default="outputs/cross_task", help="folder for the learning curve and metrics")
+
+    p = command("analyze", cmd_analyze, "filter <-> Action Unit analysis of an emotion model: P(j,u), chance "
+                "levels, AU probe AUROC, mask energy, filter images")
+    p.add_argument("--model", default="outputs/model/model.keras", help="registry URI or .keras path to analyse")
+    p.add_argument("--out", default="outputs/analysis", help="folder for tables, figures, metrics.json and run.json")
+
+    p = command("micro", cmd_micro, "micro-expressions: CNN+LSTM vs LBP-TOP, leave-one-subject-out, UF1/UAR; "
+                "registers fer-micro")
+    p.add_argument("--out", default="outputs/micro", help="folder for metrics.json, run.json, tables and plots")
 
     p = command("registry", None, "list, promote or roll back registered model versions")
     reg = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION", help="list | promote | rollback")

@@ -104,6 +104,131 @@ class CVParams:
     refit: bool  # train a final model on all data for the registry
 
 
+@dataclass(frozen=True)
+class DomainParams:
+    """One extra SynthFACS dataset, rendered straight to the processed form (exact AUs on every frame)."""
+    preset: Literal["posed", "wild", "micro", "au", "webcam"]
+    n: int = rule(ge=1)  # sequences (posed, micro) or images (wild, au, webcam)
+    frames: tuple[int, int] | None = rule(ge=3, ascending=True)  # sequence length (min, max); null = the preset's
+    size: int = rule(ge=16)
+    channels: Literal[1, 3]
+    masks: bool  # AU region masks (the filter analysis' mask-energy test needs them)
+    out: str
+
+
+@dataclass(frozen=True)
+class SparsityParams:
+    l1: float = rule(ge=0.0)
+    l2: float = rule(ge=0.0)
+
+
+@dataclass(frozen=True)
+class AUParams:
+    data: str  # a processed dataset with AU labels (SynthFACS `au` domain, or your processed CK+)
+    modes: tuple[Literal["all_at_once", "one_vs_all"], ...]
+    min_prevalence: float = rule(ge=0.0, lt=1.0)  # AUs rarer than this are reported, not learned
+    sparsity: SparsityParams  # L1 + L2 on the output layer's activations (the paper's sparsity prior)
+    folds: int = rule(ge=2)
+    epochs: int = rule(ge=1)
+    width: float = rule(gt=0.0)  # model.width for this experiment
+    batch_size: int = rule(ge=1)
+    augment: bool  # train.augment on AU training (flips swap L/R AUs); off learns faster in few epochs
+    refit: bool  # train the all-at-once presence model on all subjects and register it
+    model_name: str
+
+
+@dataclass(frozen=True)
+class TransferParams:
+    datasets: tuple[str, ...]  # processed dataset dirs: every ordered pair is a cell
+    folds: int = rule(ge=2)  # folds over each target dataset's subjects (image-level where unknown)
+    epochs: int = rule(ge=1)
+    width: float = rule(gt=0.0)
+    finetune_lr_scale: float = rule(gt=0.0, le=1.0)  # fine-tuning learning rate = train.learning_rate x this
+
+
+@dataclass(frozen=True)
+class CrossTaskParams:
+    fractions: tuple[float, ...] = rule(gt=0.0, le=1.0, ascending=True)  # shares of training subjects
+    test_fraction: float = rule(gt=0.0, lt=1.0)  # AU subjects held out for scoring
+    epochs: int = rule(ge=1)
+    finetune_lr_scale: float = rule(gt=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class MicroSynthParams:
+    n: int = rule(ge=1)  # clips (CASME II has 255)
+    seed: int
+
+
+@dataclass(frozen=True)
+class MicroDataParams:
+    format: Literal["synthfacs", "casme2"]  # synthfacs: the micro preset rendered in memory; casme2: raw_dir
+    raw_dir: str  # casme2: folder holding CASME2_RAW_selected/ and the coding sheet
+    detect_faces: bool  # one face crop per clip (on its onset frame); SynthFACS comes cropped
+    synthfacs: MicroSynthParams
+
+
+@dataclass(frozen=True)
+class MicroClipParams:
+    frames: Literal["key", "span"]  # key: first, onset, apex, offset, last (the paper); span: `length` onset->offset
+    length: int = rule(ge=2)  # time steps T (key: must be 5)
+    size: int = rule(ge=16)
+    channels: Literal[1, 3]
+
+
+@dataclass(frozen=True)
+class MicroCNNParams:
+    width: float = rule(gt=0.0)  # model.width for the micro CNN
+    pretrain_epochs: int = rule(ge=0)  # once, on the pipeline's emotion dataset (dataset.processed_dir); 0 = none
+    epochs: int = rule(ge=0)  # per fold, on the selected frames of the training subjects; 0 = skip
+
+
+@dataclass(frozen=True)
+class MicroLSTMParams:
+    units: int = rule(ge=1)
+    dropout: float = rule(ge=0.0, lt=1.0)
+    recurrent_dropout: float = rule(ge=0.0, lt=1.0)
+    epochs: int = rule(ge=1)  # backbone frozen
+    finetune_epochs: int = rule(ge=0)  # then the backbone trainable too; 0 = skip
+
+
+@dataclass(frozen=True)
+class LBPTopParams:
+    length: int = rule(ge=3)  # frames spread over onset->offset
+    radius: int = rule(ge=1)  # spatial (x, y) radius; P = 8 neighbours
+    time_radius: int = rule(ge=1)
+    blocks: int = rule(ge=1)  # blocks x blocks spatial grid
+    svm_c: float = rule(gt=0.0)  # LinearSVC C
+
+
+@dataclass(frozen=True)
+class MicroParams:
+    data: MicroDataParams
+    clip: MicroClipParams
+    cnn: MicroCNNParams
+    lstm: MicroLSTMParams
+    lbp_top: LBPTopParams
+    balance: bool  # class weights n / (K n_k) in every model's loss (UF1 and UAR weigh each class alike)
+    register: bool  # train the CNN+LSTM on every subject and register it
+    model_name: str
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Filter <-> Action Unit analysis (ferops.experiments.analyze)."""
+    probe_data: str  # AU probe set: processed SynthFACS `au` domain with masks (AUs independent of emotion)
+    layer: str  # conv layer whose filters are matched to AUs (the paper: the last, conv3)
+    top_n: int = rule(ge=1)  # top images per filter for P(j,u) (the paper: a small N)
+    threshold: float = rule(gt=0.0, le=1.0)  # a second, configurable match threshold (the paper's is P = 1)
+    epsilon: float = rule(ge=0.0)  # dead filter: spatial max never above this on any image
+    permutations: int = rule(ge=1)  # shuffles of AU labels within emotion (co-occurrence baseline)
+    selective_auroc: float = rule(ge=0.5, le=1.0)  # probe AUROC from which a matched pair counts as selective
+    energy_images: int = rule(ge=1)  # probe images per (filter, AU) pair for the mask-energy test
+    top_k: int = rule(ge=1)  # top images per filter in the filter-image figure
+    max_filters: int = rule(ge=1)  # filters (rows) in that figure
+    batch_size: int = rule(ge=1)
+
+
 # Metrics the emotion CV writes that a registry may rank by (higher is better).
 PROMOTE_METRICS = ("cv_accuracy_mean", "cv_f1_macro")
 
@@ -128,12 +253,20 @@ class Params:
     train: TrainParams
     cv: CVParams
     tracking: TrackingParams
+    domains: dict[str, DomainParams]
+    au: AUParams
+    transfer: TransferParams
+    cross_task: CrossTaskParams
+    micro: MicroParams
+    analysis: AnalysisParams
 
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    if value is None:
+        return
     values = value if isinstance(value, tuple) else (value,)
     for v in values:
         for op, bound, ok in (("ge", ">=", lambda a, b: a >= b), ("gt", ">", lambda a, b: a > b),
@@ -153,6 +286,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if value not in typing.get_args(hint):
             raise ParamsError(f"{key}: {value!r} is not one of {list(typing.get_args(hint))}")
         return value
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return {_coerce(k, key_type, f"{key} key"): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         for arm in typing.get_args(hint):
             try:
@@ -271,6 +409,9 @@ def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             out.update(flatten(value, key + "."))
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                out.update(flatten(item, f"{key}.{name}.") if dataclasses.is_dataclass(item) else {f"{key}.{name}": item})
         else:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out

@@ -609,9 +609,12 @@ def test_subjects_known_per_format(tmp_path, wild):
     assert read_fer2013(tmp_path / "fer").extras["subjects_known"] is False
     _png(tmp_path / "ck48/happy/S010_004_00000017.png", draw_face(48))
     assert read_folders(tmp_path / "ck48", subject_pattern=CKPLUS48_PATTERN).subjects_known
-    posed = make("posed", n=2, seed=0, size=32)  # in memory, no flag: subjects repeat, so they are known
-    assert posed.subjects_known
-    assert not posed.subset([0]).subjects_known  # one image per subject, no flag: image-level
+    posed = make("posed", n=2, seed=0, size=32)
+    assert posed.extras["subjects_known"] is True  # SynthFACS says so: its presets draw a fixed set of people
+    assert make("wild", n=3, seed=0, size=32).extras["subjects_known"] is False  # a new identity per image
+    unflagged = Dataset(posed.images, posed.manifest, posed.classes, "x")  # in memory, no flag: derived
+    assert unflagged.subjects_known  # subjects repeat, so they are known
+    assert not unflagged.subset([0]).subjects_known  # one image per subject: image-level
 
 
 def test_folders_skipped_files_are_counted_by_reason(tmp_path):

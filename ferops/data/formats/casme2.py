@@ -16,22 +16,32 @@ few clips; the excluded count is logged and kept in extras["dropped"]. Pass
 classes=CASME2_CLASSES_ALL (or any subset) to keep more. With frames="apex" or
 "onset_apex_offset", clips whose ApexFrame is "/" (unknown) are dropped and
 counted the same way; frames="all" (default) returns every frame in the clip
-folder, which for the full dataset is ~17k 640x480 images - pass size= to keep
-memory in check.
+folder, which for the full dataset is ~17k 640x480 images (~15 GB): pass size=,
+which resizes each frame as it is decoded.
+
+read_casme2_clips is the micro-expression route: one clip per row, only the
+frames a model needs decoded, each clip cropped (one face crop for all its
+frames) before the next is read, so memory stays at the size of the crops.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from ferops.data.dataset import Dataset
-from ferops.data.formats._images import IMAGE_SUFFIXES, inside, load_images, safe_name, write_image
+from ferops.data.formats._images import (
+    IMAGE_SUFFIXES, convert_channels, inside, load_images, parse_size, read_image, safe_name, stack_images, write_image,
+)
 from ferops.data.formats._manifest import UNSPLIT, au_columns, label_indices, present_aus
 from ferops.data.formats._rows import ragged_row, row_ref
 from ferops.data.formats.errors import DatasetFormatError
@@ -141,13 +151,9 @@ def _clip_frames(folder: Path, root: Path) -> dict[int, Path]:
     return frames
 
 
-def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str = "all",
-                classes: tuple[str, ...] = CLASSES, channels: int | None = None, size=None,
-                frames_dir: str = FRAMES_DIR) -> Dataset:
-    """Read CASME II from `root` (holding CASME2_RAW_selected/ and the coding sheet)."""
-    root = Path(root)
-    if frames not in FRAME_MODES:
-        raise ValueError(f"frames must be one of {FRAME_MODES}, got {frames!r}")
+def _sheet_clips(root: Path, sheet: str | Path | None, classes: tuple[str, ...], need_apex: bool,
+                 frames_dir: str, dropped: dict) -> Iterator[tuple[str, dict, dict, Path]]:
+    """Each kept clip of the coding sheet: (row reference, manifest fields, AUs, folder); exclusions counted."""
     unknown = [c for c in classes if c not in CLASSES_ALL]
     if unknown:
         raise ValueError(f"classes {unknown} are not CASME II classes {CLASSES_ALL}")
@@ -156,8 +162,6 @@ def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str =
         raise DatasetFormatError(f"{root}: no {frames_dir}/ folder with the clips' frames")
     sheet = Path(sheet) if sheet else _find_sheet(root)
     table = read_sheet(sheet)
-    records, paths, aus = [], [], []
-    dropped = {"class_not_kept": 0, "apex_unknown": 0}
     for i, row in table.iterrows():
         where = row_ref(sheet.name, int(i) + 1, spreadsheet=is_spreadsheet(sheet))
         subject = subject_folder(row["Subject"], where)
@@ -176,9 +180,60 @@ def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str =
         if label not in classes:
             dropped["class_not_kept"] += 1
             continue
-        if frames != "all" and math.isnan(apex):
+        if need_apex and math.isnan(apex):
             dropped["apex_unknown"] += 1
             continue
+        fields = {"label_name": label, "subject": subject, "sequence": f"{subject}_{clip}", "split": UNSPLIT,
+                  "onset": onset, "apex": apex, "offset": offset, "action_units": row["Action Units"],
+                  "emotion_raw": row["Estimated Emotion"]}
+        yield where, fields, clip_aus, folder
+    if any(dropped.values()):
+        log.info("CASME II %s: excluded clips %s (kept classes %s)", sheet.name, dropped, list(classes))
+
+
+def _finish(records: list[dict], aus: list[dict], classes: tuple[str, ...]) -> pd.DataFrame:
+    """Manifest with label indices and AU presence/side columns (CASME II codes no intensities)."""
+    manifest = pd.DataFrame(records)
+    manifest["apex"] = manifest["apex"].astype(np.float64)
+    manifest.insert(1, "label", label_indices(manifest["label_name"], classes))
+    au = au_columns([{code: math.nan for code in a} for a in aus])
+    sides = {f"{au_column(code)}_side": [a.get(code, "") for a in aus] for code in present_aus(au)}
+    return pd.concat([manifest, au, pd.DataFrame(sides)], axis=1)
+
+
+def _load_resized(paths: list[Path], root: Path, channels: int | None, size) -> tuple:
+    """Decode in threads, resizing each image as it is decoded: full-size frames never pile up."""
+    hw = parse_size(size)
+    if hw is None:
+        return load_images(paths, root, channels, size)
+
+    def one(p: Path) -> np.ndarray:
+        im = read_image(p, root)
+        native = im.shape[:2]
+        im = convert_channels(im, channels) if channels else im
+        return cv2.resize(im, (hw[1], hw[0]), interpolation=cv2.INTER_AREA).reshape(*hw, -1), native
+
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(one, paths))
+    images, _, _ = stack_images([im for im, _ in decoded], channels, size)  # same channel rule, no resize left
+    return images, np.array([n[0] for _, n in decoded]), np.array([n[1] for _, n in decoded])
+
+
+def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str = "all",
+                classes: tuple[str, ...] = CLASSES, channels: int | None = None, size=None,
+                frames_dir: str = FRAMES_DIR) -> Dataset:
+    """Read CASME II from `root` (holding CASME2_RAW_selected/ and the coding sheet), one row per frame.
+
+    With `size`, each frame is resized as it is decoded. For clips (one crop per clip, only
+    the frames a model needs) use read_casme2_clips.
+    """
+    root = Path(root)
+    if frames not in FRAME_MODES:
+        raise ValueError(f"frames must be one of {FRAME_MODES}, got {frames!r}")
+    records, paths, aus = [], [], []
+    dropped = {"class_not_kept": 0, "apex_unknown": 0}
+    for where, fields, clip_aus, folder in _sheet_clips(root, sheet, classes, frames != "all", frames_dir, dropped):
+        onset, apex, offset = fields["onset"], fields["apex"], fields["offset"]
         available = _clip_frames(folder, root)
         if frames == "all":
             wanted = [(f, "frame") for f in sorted(available)]
@@ -188,24 +243,57 @@ def read_casme2(root: str | Path, sheet: str | Path | None = None, frames: str =
             if frame not in available:
                 raise DatasetFormatError(f"{where}: {role} frame {frame} has no image in {folder}")
             paths.append(available[frame])
-            records.append({"path": available[frame].relative_to(root).as_posix(), "label_name": label,
-                            "subject": subject, "sequence": f"{subject}_{clip}", "frame": int(frame),
-                            "split": UNSPLIT, "onset": onset, "apex": apex, "offset": offset, "role": role,
-                            "action_units": row["Action Units"], "emotion_raw": row["Estimated Emotion"]})
+            records.append({"path": available[frame].relative_to(root).as_posix(), "frame": int(frame),
+                            "role": role, **fields})
             aus.append(clip_aus)
-    if any(dropped.values()):
-        log.info("CASME II %s: excluded clips %s (kept classes %s)", sheet.name, dropped, list(classes))
     if not records:
-        raise DatasetFormatError(f"{sheet.name}: no clips left with classes {list(classes)}")
-    images, heights, widths = load_images(paths, root, channels, size)
-    manifest = pd.DataFrame(records)
-    manifest["apex"] = manifest["apex"].astype(np.float64)
-    manifest.insert(1, "label", label_indices(manifest["label_name"], classes))
+        raise DatasetFormatError(f"{root}: no clips left with classes {list(classes)}")
+    images, heights, widths = _load_resized(paths, root, channels, size)
+    manifest = _finish(records, aus, classes)
     manifest["height"], manifest["width"] = heights, widths
-    au = au_columns([{code: math.nan for code in a} for a in aus])
-    sides = {f"{au_column(code)}_side": [a.get(code, "") for a in aus] for code in present_aus(au)}
-    manifest = pd.concat([manifest, au, pd.DataFrame(sides)], axis=1)
     return Dataset(images, manifest, tuple(classes), name="casme2", extras={"dropped": dropped})
+
+
+# (available frame numbers, onset, apex, offset) -> frame numbers to read, in time order
+FramePicker = Callable[[list[int], int, float, int], list[int]]
+# (the clip's frames at native size, index of the onset frame) -> (T x h x w x c uint8, info columns)
+ClipCropper = Callable[[list[np.ndarray], int], tuple[np.ndarray, dict]]
+
+
+def read_casme2_clips(root: str | Path, pick: FramePicker, crop: ClipCropper, sheet: str | Path | None = None,
+                      classes: tuple[str, ...] = CLASSES, frames_dir: str = FRAMES_DIR,
+                      workers: int | None = None) -> Dataset:
+    """One clip per sheet row: only the frames `pick` names are decoded, and `crop` shrinks them at once.
+
+    The full dataset as 640x480 frames is ~15 GB; here at most `workers` clips are at native
+    size at any moment, so memory is the cropped clips plus a few frames (benchmarks/casme2_memory.py).
+    Clips with an unknown apex are dropped and counted (extras["dropped"]); marks that name a frame
+    the folder lacks snap to the nearest frame there (counted as "frame_snapped").
+    """
+    root = Path(root)
+    dropped = {"class_not_kept": 0, "apex_unknown": 0, "frame_snapped": 0}
+    plans = []
+    for where, fields, clip_aus, folder in _sheet_clips(root, sheet, classes, True, frames_dir, dropped):
+        available = _clip_frames(folder, root)
+        marks = (fields["onset"], int(fields["apex"]), fields["offset"])
+        dropped["frame_snapped"] += any(f not in available for f in marks)
+        numbers = pick(sorted(available), *marks)
+        onset_at = min(range(len(numbers)), key=lambda k: abs(numbers[k] - fields["onset"]))
+        record = {"path": folder.relative_to(root.resolve()).as_posix(), "frame": marks[1], **fields}
+        plans.append((record, clip_aus, [available[f] for f in numbers], numbers, onset_at))
+    if not plans:
+        raise DatasetFormatError(f"{root}: no clips left with classes {list(classes)}")
+
+    def load(plan):
+        _, _, paths, _, onset_at = plan
+        return crop([read_image(p, root) for p in paths], onset_at)
+
+    with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as pool:
+        cropped = list(pool.map(load, plans))
+    manifest = _finish([{**p[0], **info} for p, (_, info) in zip(plans, cropped)], [p[1] for p in plans], classes)
+    clips = np.stack([c for c, _ in cropped])
+    return Dataset(clips, manifest, tuple(classes), name="casme2",
+                   extras={"dropped": dropped, "clip_frames": np.array([p[3] for p in plans], np.int64)})
 
 
 def _subject_numbers(subjects: list[str]) -> dict[str, int]:

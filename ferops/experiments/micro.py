@@ -1,0 +1,178 @@
+"""Stage `micro`: the paper's micro-expression result (Breuer & Kimmel §4, Table 4), scored as the field does now.
+
+CNN+LSTM against LBP-TOP + linear SVM, leave-one-subject-out over the clips'
+subjects, one MLflow parent run with a nested run per left-out subject.
+Reported like Table 4 plus MEGC 2019's UF1/UAR, for CASME II's 5 classes and
+the 3-class composite, with chance and majority-class rows beside them.
+
+Honesty rules this file enforces:
+- a subject's clips are scored once, by models that never saw that subject: the
+  leakage guard (ferops.experiments.leakage) checks every fold's training data
+  and every fitted piece (CNN frames, LSTM clips, LBP-TOP scaler) and fails the stage;
+- UF1/UAR come from predictions pooled over all folds, never per-fold averages;
+- the registered model (`micro.model_name`) is a CNN+LSTM refit on every subject with
+  the same recipe; its evidence is the LOSO UF1 under a comparability key.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import LeaveOneGroupOut
+from tqdm.auto import tqdm
+
+from ferops.config import Params, flatten
+from ferops.data.dataset import Dataset
+from ferops.evaluation import plot_confusion_matrix, write_csv, write_json
+from ferops.experiments import micro_metrics as mm
+from ferops.experiments.leakage import check_fold
+from ferops.experiments.micro_data import MicroData, load_micro
+from ferops.experiments.micro_train import CnnLstm, lbp_svm, pretrain_cnn
+from ferops.features.lbp_top import lbp_top_features
+from ferops.tracking.lineage import git_commit
+from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.store import configure
+
+MICRO_DIR = Path("outputs/micro")
+PROTOCOL = "loso"
+TASK = "micro_emotion"
+MODELS = {"cnn_lstm": "CNN+LSTM", "lbp_top": "LBP-TOP + SVM"}
+# Breuer & Kimmel 2017, Table 4: CASME II, 5 classes, LOSO accuracy (UF1/UAR not reported).
+PAPER = {"cnn_lstm": 0.5947, "lbp_top": 0.4412}
+
+
+def micro(params: Params, out_dir: Path = MICRO_DIR, data: MicroData | None = None,
+          emotion: Dataset | None = None) -> dict:
+    """Run the LOSO experiment on the clips `params.micro.data` names; write metrics, tables, plots, run.json.
+
+    `data` (default: load_micro(params)) and `emotion`, the dataset the CNN is pre-trained on
+    (default: params.dataset.processed_dir when micro.cnn.pretrain_epochs > 0), let tests pass small ones.
+    """
+    started = time.perf_counter()
+    configure(params.tracking)
+    mp = params.micro
+    data = data or load_micro(params)
+    clips, classes = data.clips, tuple(data.clips.classes)
+    y, subjects = clips.labels, clips.subjects
+    lbp = lbp_top_features(data.lbp_clips.images, 8, mp.lbp_top.radius, mp.lbp_top.time_radius, mp.lbp_top.blocks)
+    if emotion is None and mp.cnn.pretrain_epochs:
+        emotion = Dataset.load(params.dataset.processed_dir)
+    folds = list(LeaveOneGroupOut().split(lbp, y, groups=subjects))
+
+    proba = np.zeros((len(y), len(classes)), np.float32)
+    svm_scores = np.zeros((len(y), len(classes)))
+    with mlflow.start_run(run_name=f"micro-{data.name}") as parent:
+        _log_parent(params, data, len(folds))
+        pretrained = pretrain_cnn(params, emotion, tuple(clips.images.shape[2:]))
+        trainer = CnnLstm(params, clips, pretrained)
+        for i, (train, test) in enumerate(tqdm(folds, desc="LOSO folds", unit="subject")):
+            subject = str(subjects[test[0]])
+            with mlflow.start_run(run_name=f"loso-{subject}", nested=True):
+                mlflow.set_tags({"ferops.kind": "micro-fold", "ferops.parent_run": parent.info.run_id,
+                                 "micro.test_subject": subject, "cv.protocol": PROTOCOL})
+                trainer.train(train, seed=params.seed + i)
+                svm_scores[test], scaler = lbp_svm(lbp, y, subjects, train, test, mp.lbp_top.svm_c,
+                                                   params.seed + i, len(classes), mp.balance)
+                # The guard runs before the test clips are scored: a leaky fold produces no number.
+                check_fold(f"fold {i} (left-out {subject})", subjects[train], subjects[test],
+                           {**trainer.fitted_on, "LBP-TOP scaler": scaler.subjects_})
+                proba[test] = trainer.predict(test)
+                mlflow.log_params({"fold": i, "test_subject": subject, "n_train": len(train), "n_test": len(test)})
+                mlflow.log_metrics({f"{m}_test_accuracy": float(np.mean(p.argmax(1) == y[test]))
+                                    for m, p in (("cnn_lstm", proba[test]), ("lbp_top", svm_scores[test]))})
+        metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)
+        mlflow.log_metrics(_flat(metrics))
+        record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
+        if mp.register:
+            record.update(register_final(params, trainer, data, metrics, parent.info.run_id))
+        record["wall_s"] = round(time.perf_counter() - started, 1)
+        write_json(metrics, Path(out_dir) / "metrics.json")
+        write_json(record, Path(out_dir) / "run.json")
+        mlflow.log_artifacts(str(out_dir), artifact_path="micro")
+    return {"metrics": metrics, **record}
+
+
+def _log_parent(params: Params, data: MicroData, n_folds: int) -> None:
+    mlflow.log_params(flatten(params.micro, "micro.") | {"seed": params.seed, "model.filters": list(params.model.filters)})
+    mlflow.log_params({"data.n_clips": len(data.clips), "data.n_subjects": n_folds,
+                       "data.clip_shape": list(data.clips.images.shape[1:])})
+    mlflow.set_tags({**git_commit(), "ferops.kind": "micro", "ferops.task": TASK, "ferops.dataset": data.name,
+                     "dvc.data": data.data_hash, "data.data.path": data.source, "cv.protocol": PROTOCOL,
+                     "cv.protocol_description": "leave-one-subject-out: one fold per subject, scored once"})
+
+
+def _flat(metrics: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}_"))
+        elif isinstance(value, (int, float)):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def summarise(y: np.ndarray, scores: dict[str, np.ndarray], classes: tuple[str, ...], out_dir: Path,
+              clips: Dataset, data: MicroData) -> tuple[dict, dict]:
+    """Pooled metrics for both models and both class sets; writes the table, recalls, predictions and plots."""
+    out_dir = Path(out_dir)
+    metrics: dict = {}
+    recall_rows, table = [], []
+    keep3, truth3, _ = mm.composite(scores["cnn_lstm"], y, classes)
+    sets = {"5class": (classes, y), "3class": (mm.COMPOSITE_CLASSES, truth3)}
+    preds = {}
+    for model, score in scores.items():
+        preds[model] = {"5class": score.argmax(axis=1), "3class": mm.composite(score, y, classes)[2]}
+        metrics[model] = {}
+        for name, (names, truth) in sets.items():
+            rep = mm.report(truth, preds[model][name], tuple(names))
+            metrics[model][name] = {k: rep[k] for k in ("accuracy", "uf1", "uar")}
+            recall_rows += [{"model": model, "classes": name, "class": c, "recall": r} for c, r in rep["recall"].items()]
+            table.append({"model": MODELS[model], "classes": name, **metrics[model][name],
+                          "paper_accuracy": PAPER[model] if name == "5class" else None})
+            plot_confusion_matrix(rep["confusion_matrix"], list(names), out_dir / f"confusion_{model}_{name}.png",
+                                  f"{MODELS[model]}, LOSO {name}\nUF1 {rep['uf1']:.3f}, UAR {rep['uar']:.3f}, "
+                                  f"acc {rep['accuracy']:.3f}")
+    for name, (names, truth) in sets.items():
+        for kind, value in mm.baselines(truth, len(names)).items():
+            metrics.setdefault(kind, {})[name] = value
+            table.append({"model": kind, "classes": name, **value, "paper_accuracy": None})
+    write_csv(pd.DataFrame(table), out_dir / "table.csv")
+    write_csv(pd.DataFrame(recall_rows), out_dir / "per_class_recall.csv")
+    names = np.asarray(classes)
+    frame = pd.DataFrame({"sequence": clips.sequences, "subject": clips.subjects, "actual": names[y],
+                          "cnn_lstm": names[preds["cnn_lstm"]["5class"]], "lbp_top": names[preds["lbp_top"]["5class"]]})
+    write_csv(frame, out_dir / "predictions.csv")
+    record = {"task": TASK, "dataset": data.name, "data_hash": data.data_hash, "source": data.source,
+              "classes": list(classes), "composite_classes": list(mm.COMPOSITE_CLASSES),
+              "n_clips": int(len(y)), "n_clips_3class": int(len(keep3)), "definitions": mm.DEFINITIONS,
+              "paper_table4_accuracy": PAPER, "dropped": clips.extras.get("dropped", {})}
+    return metrics, record
+
+
+def register_final(params: Params, trainer: CnnLstm, data: MicroData, metrics: dict, parent_run_id: str) -> dict:
+    """CNN+LSTM refit on every subject, logged and registered with its LOSO UF1 as evidence."""
+    from ferops.tracking.registry import ComparabilityKey, register
+
+    mp, clips = params.micro, data.clips
+    everyone = np.arange(len(clips))
+    score = metrics["cnn_lstm"]["5class"]["uf1"]
+    with mlflow.start_run(run_name=f"micro-final-{data.name}", nested=True) as run:
+        mlflow.set_tags({"ferops.kind": "micro-refit", "ferops.task": TASK, "ferops.dataset": data.name,
+                         "ferops.cv_run_id": parent_run_id, "dvc.data": data.data_hash, "cv.protocol": PROTOCOL})
+        mlflow.log_params({"n_train": len(clips), "n_subjects": len(np.unique(clips.subjects))})
+        model = trainer.train(everyone, seed=params.seed + len(np.unique(clips.subjects)))
+        info = log_keras_model(model, clips.images[:2], name=mp.model_name,
+                               metadata={"classes": list(clips.classes), "task": TASK, "dataset": data.name,
+                                         "cv_run_id": parent_run_id, "frames": mp.clip.frames})
+        mlflow.log_metrics({"loso_uf1": score}, model_id=info.model_id)
+    key = ComparabilityKey(task=TASK, dataset=data.name, data_hash=data.data_hash, protocol=PROTOCOL,
+                           classes=tuple(clips.classes))
+    promotion = register(info.model_uri, mp.model_name, score, "uf1", key,
+                         tags={"refit_run_id": run.info.run_id}, cv_run_id=parent_run_id)
+    return {"registered": True, "model": promotion.name, "version": promotion.version,
+            "champion": promotion.promoted, "reason": promotion.reason, "registered_run_id": run.info.run_id,
+            "model_uri": info.model_uri, "score": score, "metric": "uf1"}

@@ -1,0 +1,1 @@
+"""Hand-crafted clip features (LBP-TOP) for the baselines deep models are compared against."""
