@@ -197,8 +197,10 @@ def cmd_micro(args) -> None:
         print(f"LOSO {name} ({r['n_folds']} subjects): " + "; ".join(
             f"{model} acc {m[name]['accuracy']:.4f} UF1 {m[name]['uf1']:.4f} UAR {m[name]['uar']:.4f}"
             for model, m in r["metrics"].items()))
-    if r.get("registered"):
-        print(f"registered {r['model']} v{r['version']}{' as champion' if r['champion'] else ''}: {r['reason']}")
+    reg = r["registry"]
+    if reg["registered"]:
+        print(f"registered {reg['model']} v{reg['version']}{' as champion' if reg['champion'] else ''}: "
+              f"{reg['reason']}")
     print(f"run {r['run_id']}, {r['wall_s']} s, files in {args.out}")
 
 

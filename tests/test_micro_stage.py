@@ -62,11 +62,12 @@ def test_micro_end_to_end(tiny_micro, mlflow_store, tmp_path):
                                   output_format="list")
     kinds = sorted(r.data.tags["ferops.kind"] for r in children)
     assert kinds == ["micro-fold"] * N_SUBJECTS + ["micro-refit"]
-    assert record["model"] == "fer-micro" and record["version"] == "1" and record["champion"]
-    version = mlflow.MlflowClient().get_model_version("fer-micro", record["version"])
+    registry = record["registry"]
+    assert registry["model"] == "fer-micro" and registry["version"] == "1" and registry["champion"]
+    version = mlflow.MlflowClient().get_model_version("fer-micro", registry["version"])
     assert version.tags["key.protocol"] == "loso" and version.tags["key.task"] == "micro_emotion"
-    assert version.tags["score.metric"] == "uf1" and float(version.tags["score"]) == pytest.approx(record["score"])
-    assert record["registered_run_id"] in {r.info.run_id for r in children}
+    assert version.tags["score.metric"] == "uf1" and float(version.tags["score"]) == pytest.approx(registry["score"])
+    assert registry["run_id"] in {r.info.run_id for r in children}
     model = mlflow.keras.load_model("models:/fer-micro/1")
     probs = model.predict(tiny_micro.clips.images[:2].astype(np.float32), verbose=0)
     assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)

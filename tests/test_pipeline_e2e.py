@@ -31,7 +31,8 @@ def repro(tmp_path_factory):
 
 
 STAGES = ("generate", "preprocess", "validate", "cv", "refit", "register",
-          "domain@au", "domain@posed", "domain@wild", "domain@webcam", "au", "transfer", "cross_task", "analyze")
+          "domain@au", "domain@posed", "domain@wild", "domain@webcam", "au", "transfer", "cross_task", "analyze",
+          "micro")
 
 
 def _client(env):

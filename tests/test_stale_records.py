@@ -13,9 +13,9 @@ from ferops.tracking.stale_records import EXPERIMENT_RECORDS, clear_stale_record
 
 
 def test_experiment_records_are_the_stages_run_files():
-    from ferops.experiments import au, cross_task, transfer
+    from ferops.experiments import analyze, au, cross_task, micro, transfer
 
-    for module in (au, cross_task, transfer):
+    for module in (au, cross_task, transfer, analyze, micro):
         assert module.OUT_DIR / "run.json" in EXPERIMENT_RECORDS
 
 

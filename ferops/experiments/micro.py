@@ -37,7 +37,7 @@ from ferops.tracking.lineage import git_commit
 from ferops.tracking.model_logging import log_keras_model
 from ferops.tracking.store import configure
 
-MICRO_DIR = Path("outputs/micro")
+OUT_DIR = Path("outputs/micro")
 PROTOCOL = "loso"
 TASK = "micro_emotion"
 MODELS = {"cnn_lstm": "CNN+LSTM", "lbp_top": "LBP-TOP + SVM"}
@@ -45,7 +45,7 @@ MODELS = {"cnn_lstm": "CNN+LSTM", "lbp_top": "LBP-TOP + SVM"}
 PAPER = {"cnn_lstm": 0.5947, "lbp_top": 0.4412}
 
 
-def micro(params: Params, out_dir: Path = MICRO_DIR, data: MicroData | None = None,
+def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None,
           emotion: Dataset | None = None) -> dict:
     """Run the LOSO experiment on the clips `params.micro.data` names; write metrics, tables, plots, run.json.
 
@@ -87,8 +87,8 @@ def micro(params: Params, out_dir: Path = MICRO_DIR, data: MicroData | None = No
         metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)
         mlflow.log_metrics(_flat(metrics))
         record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
-        if mp.register:
-            record.update(register_final(params, trainer, data, metrics, parent.info.run_id))
+        record["registry"] = (register_final(params, trainer, data, metrics, parent.info.run_id) if mp.register
+                              else {"registered": False, "reason": "micro.register is false"})
         record["wall_s"] = round(time.perf_counter() - started, 1)
         write_json(metrics, Path(out_dir) / "metrics.json")
         write_json(record, Path(out_dir) / "run.json")
@@ -174,5 +174,5 @@ def register_final(params: Params, trainer: CnnLstm, data: MicroData, metrics: d
     promotion = register(info.model_uri, mp.model_name, score, "uf1", key,
                          tags={"refit_run_id": run.info.run_id}, cv_run_id=parent_run_id)
     return {"registered": True, "model": promotion.name, "version": promotion.version,
-            "champion": promotion.promoted, "reason": promotion.reason, "registered_run_id": run.info.run_id,
+            "champion": promotion.promoted, "reason": promotion.reason, "run_id": run.info.run_id,
             "model_uri": info.model_uri, "score": score, "metric": "uf1"}
