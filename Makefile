@@ -22,7 +22,8 @@ run: setup data/raw
 	ferops reconcile
 	dvc repro
 	@echo
-	@dvc metrics show
+	@ferops results
+	@echo "(every number: dvc metrics show; plots: dvc plots show)"
 	@echo
 	@echo "Open the MLflow UI on this store:  make ui   (= $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000),"
 	@echo "then the link 'ferops register' printed above (it ends in ?workflowType=machine_learning: the runs table)."

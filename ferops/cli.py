@@ -204,6 +204,13 @@ def cmd_micro(args) -> None:
     print(f"run {r['run_id']}, {r['wall_s']} s, files in {args.out}")
 
 
+def cmd_results(args) -> None:
+    from ferops.results import summary_lines
+
+    for line in summary_lines() or ["no stage results yet: run `make run` (or `dvc repro`)"]:
+        print(line)
+
+
 def _registry_call(args):
     from ferops.tracking import registry
     from ferops.tracking.store import configure
@@ -315,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("micro", cmd_micro, "micro-expressions: CNN+LSTM vs LBP-TOP, leave-one-subject-out, UF1/UAR; "
                 "registers fer-micro")
     p.add_argument("--out", default="outputs/micro", help="folder for metrics.json, run.json, tables and plots")
+
+    command("results", cmd_results, "the headline figure of every stage that has run, one line each")
 
     p = command("registry", None, "list, promote or roll back registered model versions")
     reg = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION", help="list | promote | rollback")

@@ -103,3 +103,31 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
     assert model.output_shape[-1] == len(result["labels"])
     version = mlflow.MlflowClient().get_model_version_by_alias("fer-au", "champion")
     assert version.tags["key.task"] == "au_presence" and version.tags["score.metric"] == "cv_au_f1_mean"
+
+
+def test_one_vs_all_gives_each_au_its_own_nested_run_and_masks_unknowns(mlflow_store, tmp_path):
+    from conftest import make_toy_dataset
+    from ferops.data.dataset import Dataset
+    from ferops.experiments.au import run_au
+    from ferops.tracking.store import configure
+
+    toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)
+    m = toy.manifest.copy()
+    m["AU1"] = (toy.labels == 1).astype(float)  # the bar in band 1 "is" AU1, band 2 AU2
+    m["AU2"] = (toy.labels == 2).astype(float)
+    m.loc[::10, "AU2"] = np.nan  # nobody coded AU2 on these: masked, never counted as absent
+    for code in (1, 2):
+        m[f"AU{code}_int"] = m[f"AU{code}"] * 3
+    Dataset(toy.images, m, toy.classes, "toy_au", {"subjects_known": True}).save(tmp_path / "toy")
+    params = make_params({"au": {"data": str(tmp_path / "toy"), "modes": ["one_vs_all"], "folds": 2,
+                                 "epochs": 1, "width": 0.125, "refit": True}})
+    configure(params.tracking)
+    result = run_au(params, out_dir=tmp_path / "out")
+
+    assert result["labels"] == ["AU1", "AU2"] and "one_vs_all" in result and "all_at_once" not in result
+    assert not result["registry"]["registered"] and "all_at_once" in result["registry"]["reason"]
+    runs = mlflow.search_runs(filter_string="tags.`au.mode` = 'one_vs_all'", output_format="list")
+    assert sorted(r.data.tags["au.label"] for r in runs) == ["AU1", "AU2"]
+    assert all(r.data.tags["mlflow.parentRunId"] == result["run_id"] for r in runs)
+    table = __import__("pandas").read_csv(tmp_path / "out" / "presence.csv")
+    assert table.set_index("au").loc["AU2", "n_known"] == 60 - 6

@@ -17,7 +17,7 @@ from ferops.models import build_cnn
 from conftest import ROOT, TINY, make_params, make_toy_dataset
 
 COMMANDS = ["generate", "import-data", "preprocess", "validate", "train", "cv", "refit", "register", "evaluate",
-            "predict", "reconcile", "registry", "domain", "au", "transfer", "cross-task", "analyze"]
+            "predict", "reconcile", "registry", "domain", "au", "transfer", "cross-task", "analyze", "micro", "results"]
 
 
 def _ferops(*args, cwd=None, env=None):

@@ -154,7 +154,6 @@ def analyze(params: Params, model_path: str | Path = MODEL_PATH, out_dir: str | 
         "random_init_probe_auroc_matched": _mean(auroc0[pairs0[:, 0], pairs0[:, 1]]),
         "random_init_probe_auroc_best": _best_auroc(auroc0),
         **energy["summary"],
-        "definitions": DEFINITIONS,
     }
 
     experiment_note = f"{params.dataset.processed_dir} rows with every AU coded ({int(known.sum())} of {len(data)})"
@@ -164,7 +163,8 @@ def analyze(params: Params, model_path: str | Path = MODEL_PATH, out_dir: str | 
                          **lineage_tags({"data": params.dataset.processed_dir, "probe": ap.probe_data})})
         mlflow.log_params({k: v for k, v in flatten(params).items() if k.startswith("analysis.")}
                           | {"seed": params.seed})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None})
+        numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        mlflow.log_metrics({k: float(v) for k, v in numbers.items()})
         with atomic_dir(out_dir) as tmp:
             (tmp / "tables").mkdir()
             (tmp / "figures").mkdir()
@@ -182,9 +182,13 @@ def analyze(params: Params, model_path: str | Path = MODEL_PATH, out_dir: str | 
             mlflow.log_table(table, "analysis/au_correlation.json")
             mlflow.log_table(probe_table, "analysis/probe_auroc.json")
             mlflow.log_artifacts(str(tmp), "analysis")
-            write_json({**metrics, "definitions": DEFINITIONS}, tmp / "metrics.json")
-            write_json({"run_id": run.info.run_id, "analysed_run": run_id, "model": str(model_path)}, tmp / "run.json")
+            # metrics.json: the numbers `dvc metrics` compares; run.json: what they mean and where they came from.
+            write_json(numbers, tmp / "metrics.json")
+            write_json({"run_id": run.info.run_id, "analysed_run": run_id, "model": str(model_path),
+                        **{k: v for k, v in metrics.items() if k not in numbers}, "definitions": DEFINITIONS},
+                       tmp / "run.json")
             mlflow.log_artifact(str(tmp / "metrics.json"), "analysis")
+            mlflow.log_artifact(str(tmp / "run.json"), "analysis")
     return {**metrics, "run_id": run.info.run_id}
 
 

@@ -190,7 +190,7 @@ class CnnLstm:
         """Class probabilities of the clips `index` (the frozen-backbone path: features, then the head)."""
         if self.params.micro.lstm.finetune_epochs:
             return predict_proba(self.model, self.clips.images[index], batch_size=64)
-        return self.head.model.predict(self.clip_features(index), verbose=0)
+        return np.asarray(self.head.model(self.clip_features(index), training=False))  # direct: no predict() setup
 
 
 def lbp_svm(features: np.ndarray, labels: np.ndarray, subjects: np.ndarray, train: np.ndarray, test: np.ndarray,
