@@ -52,6 +52,8 @@ benchmarks: setup
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/synth_speed.py
 	$(BIN)/python benchmarks/fer2013_parse.py
+	$(BIN)/python benchmarks/analysis_speed.py
+	$(BIN)/python benchmarks/casme2_memory.py
 
 clean:
 	rm -rf outputs data/processed data/synth

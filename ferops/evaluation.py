@@ -60,6 +60,14 @@ def write_csv(frame, path: str | Path) -> Path:
     return Path(path)
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """A matplotlib figure as a PNG, written atomically, and closed (figures hold memory until then)."""
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_confusion_matrix(matrix: list[list[int]], classes: tuple[str, ...] | list[str], path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
     m = np.asarray(matrix, dtype=float)
@@ -76,7 +84,4 @@ def plot_confusion_matrix(matrix: list[list[int]], classes: tuple[str, ...] | li
             ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -16,7 +16,9 @@ def with_changes(changes: dict) -> dict:
 def test_project_params_parse_to_typed_objects():
     params = load_params(ROOT / "params.yaml")
     assert params.model.filters == (64, 128, 256)
-    assert params.cv.folds == 10 and params.cv.protocol == "subject"
+    assert params.cv.folds == 5 and params.cv.protocol == "subject"
+    assert params.domains["au"].frames is None and params.domains["posed"].frames == (3, 3)
+    assert params.au.modes == ("all_at_once",) and isinstance(params.au.sparsity.l1, float)
     assert isinstance(params.train.learning_rate, float)
     assert params.dataset.raw_dir == params.synthfacs.out  # the default trains on what generate wrote
 
@@ -24,6 +26,7 @@ def test_project_params_parse_to_typed_objects():
 @pytest.mark.parametrize(
     "data, key",
     [
+        ({"domains": {"au": {"presett": "au"}}}, "domains.au.presett"),
         ({"trian": {}}, "trian"),
         ({"train": {"epoch": 3}}, "train.epoch"),
         ({"train": {"augment": {"flipp": True}}}, "train.augment.flipp"),
@@ -42,6 +45,9 @@ def test_unknown_key_is_named(data, key):
         ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip: expected true/false"),
         ({"model": {"filters": [64, "x"]}}, r"model.filters\[1\]: expected an integer"),
         ({"cv": {"protocol": "random"}}, "cv.protocol: 'random' is not one of"),
+        ({"au": {"modes": ["all_at_twice"]}}, r"au.modes\[0\]: 'all_at_twice' is not one of"),
+        ({"domains": {"au": {"frames": [5, 3]}}}, r"domains.au.frames: \[5, 3\] must be \[low, high\]"),
+        ({"domains": {"au": {"n": 0}}}, "domains.au.n: 0 must be >= 1"),
         ({"validate": {"pixel_mean_range": [1.0]}}, "validate.pixel_mean_range: expected 2 values"),
         ({"model": 3}, "model: expected a mapping"),
     ],

@@ -63,8 +63,11 @@ def test_a_fresh_clone_trains_and_registers_instead_of_trusting_the_lock(repro, 
     assert not (clone / "outputs").exists() or not any((clone / "outputs").rglob("*.json"))
     clone_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{clone / 'mlflow.db'}"}
     _run([str(BIN / "ferops"), "reconcile"], clone, clone_env)
-    fresh = _run(["dvc", "repro"], clone, clone_env)
-    for stage in STAGES:
+    # The emotion chain and one experiment stage: the first repro above already ran every stage, and every
+    # experiment stage has the same uncached run record (tests/test_stale_records.py), so the rest of the
+    # DAG would only make this test minutes longer.
+    fresh = _run(["dvc", "repro", "register", "au"], clone, clone_env)
+    for stage in (*STAGES[:STAGES.index("register") + 1], "domain@au", "au"):
         assert f"Running stage '{stage}'" in fresh.stdout, stage
     version = _client(clone_env).get_model_version_by_alias("fer-emotion", "champion")
     assert str(version.version) == "1"

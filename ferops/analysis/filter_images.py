@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ferops.io import atomic_file  # noqa: E402
+from ferops.evaluation import save_figure  # noqa: E402
 
 
 def rescaling(model: keras.Model) -> tuple[float, float]:
@@ -51,10 +51,7 @@ def overlay(image: np.ndarray, gradient: np.ndarray, alpha: float = 0.6) -> np.n
 
 
 def _save(fig, path: str | Path) -> Path:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def heatmap(p: np.ndarray, row_labels: list[str], au_names: list[str], path: str | Path, title: str) -> Path:

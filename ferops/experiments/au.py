@@ -18,29 +18,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from ferops.au_metrics import (  # noqa: E402
+from ferops.au_metrics import (
     INTENSITY_DEFINITIONS, PRESENCE_DEFINITIONS, intensity_table, presence_table, summarise,
 )
-from ferops.config import Params, flatten, replace  # noqa: E402
-from ferops.data.dataset import Dataset, mirrored  # noqa: E402
-from ferops.errors import FeropsError  # noqa: E402
-from ferops.evaluation import write_csv, write_json  # noqa: E402
-from ferops.io import atomic_file  # noqa: E402
-from ferops.tracking.epoch_logger import EpochLogger  # noqa: E402
-from ferops.tracking.lineage import lineage_tags  # noqa: E402
-from ferops.tracking.model_logging import log_keras_model  # noqa: E402
-from ferops.train.fit import fit, predict_proba  # noqa: E402
-from ferops.train.folds import describe_protocol, inner_split, make_folds  # noqa: E402
-from ferops.train.tasks import Task, au_intensity_task, au_presence_task  # noqa: E402
+from ferops.config import Params, flatten, replace
+from ferops.data.dataset import Dataset, mirrored
+from ferops.errors import FeropsError
+from ferops.evaluation import save_figure, write_csv, write_json
+from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.model_logging import log_keras_model
+from ferops.train.fit import fit, predict_proba
+from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.tasks import Task, au_intensity_task, au_presence_task
 
 OUT_DIR = Path("outputs/au")
 
@@ -106,10 +102,7 @@ def plot_presence(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Pa
                      fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _presence_summary(table: pd.DataFrame) -> dict:

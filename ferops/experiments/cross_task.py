@@ -17,28 +17,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from ferops.au_metrics import presence_table  # noqa: E402
-from ferops.config import Params, flatten, replace  # noqa: E402
-from ferops.data.dataset import Dataset  # noqa: E402
-from ferops.errors import FeropsError  # noqa: E402
-from ferops.evaluation import write_csv, write_json  # noqa: E402
-from ferops.experiments.au import choose_aus  # noqa: E402
-from ferops.io import atomic_file  # noqa: E402
-from ferops.models.cnn import CONV_LAYERS, replace_head  # noqa: E402
-from ferops.tracking.epoch_logger import EpochLogger  # noqa: E402
-from ferops.tracking.lineage import lineage_tags  # noqa: E402
-from ferops.train.fit import fit, predict_proba  # noqa: E402
-from ferops.train.folds import holdout_split, inner_split  # noqa: E402
-from ferops.train.tasks import au_presence_task  # noqa: E402
+from ferops.au_metrics import presence_table
+from ferops.config import Params, flatten, replace
+from ferops.data.dataset import Dataset
+from ferops.errors import FeropsError
+from ferops.evaluation import save_figure, write_csv, write_json
+from ferops.experiments.au import choose_aus
+from ferops.models.cnn import CONV_LAYERS, replace_head
+from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.lineage import lineage_tags
+from ferops.train.fit import fit, predict_proba
+from ferops.train.folds import holdout_split, inner_split
+from ferops.train.tasks import au_presence_task
 
 OUT_DIR = Path("outputs/cross_task")
 MODES = ("scratch", "frozen", "fine_tuned")
@@ -65,10 +61,7 @@ def plot_curve(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OUT_DIR) -> dict:

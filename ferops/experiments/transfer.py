@@ -20,28 +20,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from ferops.config import Params, flatten, replace  # noqa: E402
-from ferops.data.dataset import Dataset  # noqa: E402
-from ferops.data.formats._images import stack_images  # noqa: E402
-from ferops.errors import FeropsError  # noqa: E402
-from ferops.evaluation import write_csv, write_json  # noqa: E402
-from ferops.io import atomic_file  # noqa: E402
-from ferops.models.cnn import CONV_LAYERS, replace_head  # noqa: E402
-from ferops.models.heads import Head  # noqa: E402
-from ferops.tracking.epoch_logger import EpochLogger  # noqa: E402
-from ferops.tracking.lineage import lineage_tags  # noqa: E402
-from ferops.train.fit import fit, predict_proba  # noqa: E402
-from ferops.train.folds import describe_protocol, inner_split, make_folds  # noqa: E402
-from ferops.train.tasks import emotion_task  # noqa: E402
+from ferops.config import Params, flatten, replace
+from ferops.data.dataset import Dataset
+from ferops.data.formats._images import stack_images
+from ferops.errors import FeropsError
+from ferops.evaluation import save_figure, write_csv, write_json
+from ferops.models.cnn import CONV_LAYERS, replace_head
+from ferops.models.heads import Head
+from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.lineage import lineage_tags
+from ferops.train.fit import fit, predict_proba
+from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.tasks import emotion_task
 
 OUT_DIR = Path("outputs/transfer")
 MODES = ("zero_shot", "frozen", "fine_tuned")
@@ -92,10 +88,7 @@ def plot_matrix(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("train on")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 class _Transfer:
