@@ -101,6 +101,12 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
     assert registry["registered"] and registry["champion"]
     model = mlflow.keras.load_model("models:/fer-au@champion")
     assert model.output_shape[-1] == len(result["labels"])
+    import subprocess
+    import sys
+    pulled = subprocess.run([sys.executable, "-c", "import mlflow; print(mlflow.keras.load_model("
+                             "'models:/fer-au@champion').output_shape[-1])"],  # a process that never imported ferops
+                            capture_output=True, text=True, env={**__import__("os").environ, "MLFLOW_TRACKING_URI": mlflow_store})
+    assert pulled.returncode == 0 and pulled.stdout.split()[-1] == str(len(result["labels"])), pulled.stderr[-2000:]
     version = mlflow.MlflowClient().get_model_version_by_alias("fer-au", "champion")
     assert version.tags["key.task"] == "au_presence" and version.tags["score.metric"] == "cv_au_f1_mean"
 

@@ -121,6 +121,9 @@ def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id:
         mlflow.set_tags({"ferops.kind": "cv-refit", "ferops.task": task.name, "ferops.cv_run_id": parent_id})
         result = fit(params, task, dataset.images, task.targets(dataset), callbacks=[EpochLogger(run.info.run_id)],
                      seed_offset=params.au.folds, augment=params.au.augment)
+        # Served without ferops: the masked training loss is a ferops class, so the logged model carries a
+        # built-in loss instead (inference never uses it; `models:/fer-au@champion` loads anywhere).
+        result.model.compile(loss="binary_crossentropy")
         info = log_keras_model(result.model, dataset.images[:4], name=params.au.model_name,
                                metadata={"labels": list(task.labels), "task": task.name, "dataset": dataset.name,
                                          "cv_run_id": parent_id})
