@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The store `make ui` opens; ferops itself reads params.yaml (tracking.tracking_uri) or MLFLOW_TRACKING_URI.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: setup run test test-fast ui serve benchmarks clean
+.PHONY: setup run test test-fast ui serve deploy benchmarks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,20 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
+# Prefect: a local server (http://127.0.0.1:4200, left running; log .prefect-server.log) and a deployment of every
+# flow in flows/, served from this directory. In another terminal:
+#   PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect deployment run 'emotion-cv/default' -p epochs=2 --watch
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+deploy: setup data/raw
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m flows.deploy
+
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
 
-# REST scoring of the champion (POST http://127.0.0.1:5001/invocations). MLflow starts uvicorn by name,
+# REST scoring of the fer-pipeline bundle (POST http://127.0.0.1:5001/invocations, base64 images; README:
+# "Downstream use"). MLflow starts uvicorn by name,
 # so .venv/bin must be on PATH (this Makefile puts it there); --env-manager local: no downloads here.
-MODEL ?= models:/fer-emotion@champion
+MODEL ?= models:/fer-pipeline@champion
 serve: setup
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(BIN)/mlflow models serve -m $(MODEL) --env-manager local --port 5001
 
@@ -54,6 +62,9 @@ benchmarks: setup
 	$(BIN)/python benchmarks/fer2013_parse.py
 	$(BIN)/python benchmarks/analysis_speed.py
 	$(BIN)/python benchmarks/casme2_memory.py
+	$(BIN)/python benchmarks/video.py
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/gpu_throughput.py
 
 clean:
 	rm -rf outputs data/processed data/synth

@@ -7,7 +7,6 @@ and the few options below only override it for interactive use.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -108,13 +107,20 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from ferops.predict import load_model, predict_images
-    from ferops.tracking.store import configure
+    from ferops.predict import run
 
-    if Path(args.params).exists():
-        configure(_params(args).tracking)
-    model, classes = load_model(args.model)
-    print(json.dumps(predict_images(model, classes, args.images), indent=2))
+    status = run(args.model, args.inputs, args.params, out=args.out, annotate=args.annotate,
+                 whole_image=args.whole_image, max_faces=args.max_faces, stride=args.stride,
+                 progress=not args.no_progress)
+    if status:
+        sys.exit(status)
+
+
+def cmd_package(args) -> None:
+    from ferops.serving.package import package
+
+    r = package(_params(args), out_path=Path(args.out))["registry"]
+    print(f"registered {r['model']} v{r['version']} as candidate, champion: {r['reason']}")
 
 
 def cmd_reconcile(args) -> None:
@@ -204,6 +210,19 @@ def cmd_micro(args) -> None:
     print(f"run {r['run_id']}, {r['wall_s']} s, files in {args.out}")
 
 
+def cmd_tune(args) -> None:
+    from ferops.tuning.study import run_tune
+
+    r = run_tune(_params(args), out_dir=Path(args.out), workers=args.workers, params_path=args.params)
+    if not r["enabled"]:
+        print(f"tuning off (tune.enabled: false): wrote {args.out}/best_params.yaml without overrides")
+        return
+    m = r["metrics"]
+    print(f"tuned {len(r['studies'])} outer folds: {m['trials_complete']} trials complete, {m['trials_pruned']} "
+          f"pruned, {m['trials_failed']} failed; best inner val accuracy (mean over folds) "
+          f"{m['inner_val_accuracy_mean']:.4f}; overlay {args.out}/best_params.yaml (run {r['run_id']})")
+
+
 def cmd_results(args) -> None:
     from ferops.results import summary_lines
 
@@ -236,6 +255,7 @@ def cmd_registry_rollback(args) -> None:
 
 
 FORMATS = ["ck+", "fer2013", "casme2", "folders"]
+LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data"}  # no TensorFlow needed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,9 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models:/fer-emotion@champion", help="registry URI or .keras path")
     p.add_argument("--out", default="outputs/evaluate", help="folder for metrics.json and the confusion matrix")
 
-    p = command("predict", cmd_predict, "emotion probabilities for image files, as JSON")
-    p.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
-    p.add_argument("--model", default="models:/fer-emotion@champion", help="registry URI or .keras path")
+    p = command("predict", cmd_predict, "per-face emotions (and AUs) for images, folders and videos, as CSV/JSON")
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and video files")
+    p.add_argument("--model", default="models:/fer-pipeline@champion",
+                   help="fer-pipeline bundle (ferops package), or a plain emotion model: registry URI or .keras path")
+    p.add_argument("--out", help="results file, .csv or .json (default: JSON on stdout)")
+    p.add_argument("--annotate", help="draw boxes and labels: out.mp4 (one video input) or a folder")
+    p.add_argument("--whole-image", action="store_true",
+                   help="each image is already one face crop (SynthFACS, FER2013, CK+48): no detection")
+    p.add_argument("--max-faces", type=int, help="largest faces kept per image or frame (default: serving.max_faces)")
+    p.add_argument("--stride", type=int, help="video: score every Nth frame (default: serving.stride)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
+
+    p = command("package", cmd_package, "bundle detector, crop and the emotion/AU champions as fer-pipeline, "
+                "register it as champion")
+    p.add_argument("--out", default="outputs/package/run.json", help="where the package record goes")
 
     command("reconcile", cmd_reconcile, "remove stage records whose runs or versions the tracking store lacks, "
             "so `dvc repro` redoes them")
@@ -323,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "registers fer-micro")
     p.add_argument("--out", default="outputs/micro", help="folder for metrics.json, run.json, tables and plots")
 
+    p = command("tune", cmd_tune, "Optuna study per outer CV fold on its training subjects (nested CV); "
+                "writes the overlay cv and refit train with")
+    p.add_argument("--workers", type=int, help="worker processes on each study (default: tune.workers)")
+    p.add_argument("--out", default="outputs/tune", help="folder for best_params.yaml, trials.csv and plots")
     command("results", cmd_results, "the headline figure of every stage that has run, one line each")
 
     p = command("registry", None, "list, promote or roll back registered model versions")
@@ -342,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command not in LIGHT_COMMANDS:  # before anything imports keras: no GPU-build start-up chatter
+        from ferops.quiet_tf import import_tensorflow
+
+        import_tensorflow()
     if argv is None:  # run as the `ferops` program (not main([...]) from tests or notebooks): own Ctrl-C/SIGTERM
         from ferops.tracking.run_safety import install_interrupt_handlers
 

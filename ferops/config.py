@@ -95,6 +95,9 @@ class TrainParams:
     decay: float = rule(ge=0.0)  # lr / (1 + decay * step), as Keras' legacy Adam `decay`
     validation_fraction: float = rule(gt=0.0, lt=1.0)  # share of training subjects held out for decisions
     augment: AugmentParams
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"]  # Keras dtype policy of models fit builds
+    deterministic: bool  # TF op determinism: identical reruns on CPU; off is faster on GPU (the run records which)
+    system_metrics: bool  # MLflow system metrics (CPU, memory, GPU via nvidia-ml-py) on every training run
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,20 @@ class AnalysisParams:
     batch_size: int = rule(ge=1)
 
 
+@dataclass(frozen=True)
+class ServingParams:
+    """Registry models as a face-analysis tool: `ferops predict`, `ferops package` and the fer-pipeline pyfunc."""
+    model_name: str  # the registered pyfunc bundling detector, crop and the current champions (ferops package)
+    detector: Literal["haar"]  # face detector (OpenCV's Haar cascades ship with opencv); pluggable: ferops.serving
+    detect_faces: bool  # false: every image is already one face crop (as SynthFACS, FER2013, CK+48): resize only
+    detect_width: int = rule(ge=0)  # detection runs on frames shrunk to this width, boxes mapped back; 0 = full size
+    max_faces: int = rule(ge=1)  # largest faces kept per image or frame
+    batch_size: int = rule(ge=1)  # faces per forward pass, at most
+    window: int = rule(ge=1)  # frames whose faces are batched into one forward pass
+    queue: int = rule(ge=1)  # frames decoded and detected ahead (bounded: memory stays flat in video length)
+    stride: int = rule(ge=1)  # video: score every Nth frame
+
+
 # Metrics the emotion CV writes that a registry may rank by (higher is better).
 PROMOTE_METRICS = ("cv_accuracy_mean", "cv_f1_macro")
 
@@ -243,6 +260,67 @@ class TrackingParams:
 
 
 @dataclass(frozen=True)
+class RunnerParams:
+    """Where independent jobs (CV folds, LOSO subjects, transfer pairs, trials) run: ferops.runners."""
+    kind: Literal["local", "processes", "dask"]  # in this process | a process pool | a Dask cluster
+    workers: int = rule(ge=1)  # processes: pool size; dask without address: LocalCluster worker processes
+    address: str | None  # dask: scheduler address (tcp://host:8786); null = a LocalCluster started here
+
+
+@dataclass(frozen=True)
+class SearchDim:
+    """One tuned setting, written compactly in params.yaml: [float, low, high], [float, low, high, log],
+    [int, low, high] or [choice, a, b, ...]. The key it tunes is checked against the schema in load_params."""
+    kind: Literal["float", "int", "choice"]
+    low: float | None
+    high: float | None
+    log: bool
+    choices: tuple | None
+
+    @classmethod
+    def parse_params(cls, value: Any, key: str) -> "SearchDim":
+        if not isinstance(value, list) or not value or value[0] not in ("float", "int", "choice"):
+            raise ParamsError(f"{key}: expected [float|int, low, high(, log)] or [choice, a, b, ...], got {value!r}")
+        kind, *rest = value
+        if kind == "choice":
+            if len(rest) < 2:
+                raise ParamsError(f"{key}: a choice needs at least two values, got {rest!r}")
+            return cls(kind, None, None, False, tuple(rest))
+        log = rest[2:] == ["log"]
+        if len(rest) not in (2, 3) or (len(rest) == 3 and not log):
+            raise ParamsError(f"{key}: expected [{kind}, low, high] or [{kind}, low, high, log], got {value!r}")
+        low, high = (_coerce(v, int if kind == "int" else float, key) for v in rest[:2])
+        if not low < high or (log and low <= 0):
+            raise ParamsError(f"{key}: need low < high{' and low > 0 (log scale)' if log else ''}, got {value!r}")
+        return cls(kind, low, high, log, None)
+
+    def bounds(self) -> tuple:
+        """The values a trial can take at the edges (checked against the schema once, at load time)."""
+        return self.choices if self.kind == "choice" else (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class PrunerParams:
+    kind: Literal["median", "hyperband", "none"]
+    startup_trials: int = rule(ge=0)  # median: trials that complete before any is pruned
+    warmup_steps: int = rule(ge=0)  # median: epochs a trial runs before it can be pruned
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    enabled: bool  # false: `ferops tune` writes an empty overlay and cv uses params.yaml as is
+    trials: int = rule(ge=1)  # per outer CV fold: complete + pruned trials
+    inner_folds: int = rule(ge=2)  # subject-independent splits of each outer fold's training subjects
+    pruner: PrunerParams
+    storage: str  # sqlite:///optuna.db | journal:optuna.journal (several processes) | postgresql+psycopg2://...
+    study: str  # study-name prefix; the full name adds the dataset, a settings hash and the outer fold
+    workers: int = rule(ge=1)  # worker processes on one study (`ferops tune --workers` overrides)
+    heartbeat_s: int = rule(ge=1)  # RDB storages: a trial silent for 3x this is failed and retried
+    space: dict[str, SearchDim]
+    enqueue: tuple[dict[str, int | float | str], ...]  # settings tried first (after params.yaml's own), e.g. known-good ones
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     synthfacs: SynthFacsParams
@@ -253,12 +331,15 @@ class Params:
     train: TrainParams
     cv: CVParams
     tracking: TrackingParams
+    runner: RunnerParams
     domains: dict[str, DomainParams]
     au: AUParams
     transfer: TransferParams
     cross_task: CrossTaskParams
     micro: MicroParams
     analysis: AnalysisParams
+    serving: ServingParams
+    tune: TuneParams
 
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -280,6 +361,8 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
+    if hasattr(hint, "parse_params"):  # a compact notation with its own parser (SearchDim)
+        return hint.parse_params(value, key)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin is Literal:
@@ -396,9 +479,30 @@ def load_params(path: str | Path = "params.yaml", changes: Mapping | None = None
     """params.yaml (plus optional section overrides) -> Params; errors name the file and the key."""
     data = overlay(read_params_file(path), changes or {})
     try:
-        return parse_params(data)
+        params = parse_params(data)
+        check_search_space(params, data)
     except ParamsError as exc:
         raise ParamsError(f"{path}: {exc}") from None
+    return params
+
+
+def check_search_space(params: Params, data: dict) -> None:
+    """Every tuned key names a real setting, and both ends of its range are values that setting accepts."""
+    for key, dim in params.tune.space.items():
+        if key.startswith("tune."):
+            raise ParamsError(f"tune.space.{key}: the tuner's own settings cannot be tuned")
+        for value in dim.bounds():
+            try:
+                parse_params(overlay(data, nest({key: value})))
+            except ParamsError as exc:
+                raise ParamsError(f"tune.space.{key}: {value!r} is not a valid value here ({exc})") from None
+    for i, settings in enumerate(params.tune.enqueue):
+        for key, value in settings.items():
+            dim = params.tune.space.get(key)
+            inside = dim is not None and (value in dim.choices if dim.kind == "choice" else dim.low <= value <= dim.high)
+            if not inside:
+                raise ParamsError(f"tune.enqueue[{i}].{key}: {value!r} is not in tune.space "
+                                  f"({'no such key' if dim is None else list(dim.bounds())})")
 
 
 def flatten(params: Any, prefix: str = "") -> dict[str, Any]:

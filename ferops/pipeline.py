@@ -20,6 +20,7 @@ from ferops.evaluation import write_json
 from ferops.io import atomic_dir
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.store import configure
+from ferops.tuning.overlay import BEST_PARAMS, fold_params, read_overlay, refit_params
 
 VALIDATION_REPORT = Path("outputs/validation.json")
 CV_DIR = Path("outputs/cv")
@@ -157,15 +158,22 @@ def validate(params: Params, report_path: Path = VALIDATION_REPORT, track: bool 
     return report
 
 
-def cross_validate(params: Params, out_dir: Path = CV_DIR):
-    """k-fold CV of the recipe in params.yaml (see ferops.train.cross_validation)."""
+def cross_validate(params: Params, out_dir: Path = CV_DIR, mapper=None, tuned: Path = BEST_PARAMS):
+    """k-fold CV of the recipe in params.yaml (see ferops.train.cross_validation).
+
+    When `ferops tune` ran (tune.enabled), fold i trains with the best settings of the
+    study run on fold i's training subjects: a nested CV. `mapper` runs the folds
+    (default: params.runner's; the Prefect flows pass one that makes each fold a task).
+    """
     from ferops.train.cross_validation import cross_validate as run_cv
 
     configure(params.tracking)
-    return run_cv(load_processed(params), params, out_dir, data_path=params.dataset.processed_dir)
+    overlay = read_overlay(tuned)
+    return run_cv(load_processed(params), params, out_dir, data_path=params.dataset.processed_dir, mapper=mapper,
+                  fold_params=lambda i: fold_params(params, overlay, i))
 
 
-def refit(params: Params, cv_dir: Path = CV_DIR, out_dir: Path = MODEL_DIR) -> dict:
+def refit(params: Params, cv_dir: Path = CV_DIR, out_dir: Path = MODEL_DIR, tuned: Path = BEST_PARAMS) -> dict:
     """The final model on all data, linked to its CV evidence (or a note when cv.refit is false)."""
     from ferops.train.cross_validation import read_cv_result
     from ferops.train.refit import refit as train_final, skip_refit
@@ -175,7 +183,8 @@ def refit(params: Params, cv_dir: Path = CV_DIR, out_dir: Path = MODEL_DIR) -> d
     configure(params.tracking)
     cv_metrics = read_cv_result(cv_dir)
     require_run(cv_metrics["run_id"], Path(cv_dir) / "run.json")
-    return train_final(load_processed(params), params, cv_metrics, out_dir, data_path=params.dataset.processed_dir)
+    return train_final(load_processed(params), refit_params(params, read_overlay(tuned)), cv_metrics, out_dir,
+                       data_path=params.dataset.processed_dir)
 
 
 def register(params: Params, cv_dir: Path = CV_DIR, model_dir: Path = MODEL_DIR,

@@ -1,24 +1,42 @@
-"""Load a trained model from the registry or disk and label face images with it.
+"""`ferops predict`: per-face emotions (and AUs) for image files, folders (recursive) and videos.
 
-Downstream users pull `models:/fer-emotion@champion`; the class names travel
-in the MLflow model's metadata so a prediction says "happiness", not "5".
+The default model is `models:/fer-pipeline@champion` (ferops.serving: detector,
+eye-aligned crop as in training, emotion and AU champions, their settings
+bundled). A plain emotion model (a .keras file, `models:/fer-emotion@champion`)
+works too, with params.yaml `serving` settings. Everything goes through
+ferops.serving.video.stream: videos are decoded frame by frame, never loaded
+whole, and rows are written as they come, so memory stays flat.
+
+An unreadable input (corrupt or truncated file, unknown codec) is one line
+naming the file; the rest is still scored. Exit status: 0 all read, 1 some
+inputs unreadable (the rest written), 2 nothing could be read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-import cv2
 import keras
 import mlflow
-import numpy as np
 
-from ferops.data.formats._images import convert_channels
-from ferops.data.formats._images import read_image as decode_image
+from ferops.config import ServingParams
 from ferops.data.vocab import EMOTIONS
 from ferops.errors import FeropsError
+from ferops.io import atomic_file
+from ferops.serving.analyzer import Analyzer, Head, Settings
+from ferops.serving.video import (
+    IMAGE_SUFFIXES, VIDEO_SUFFIXES, Annotator, Problem, image_frames, stream, video_frames, video_info,
+)
 from ferops.tracking.registry import check_model_uri
+
+DEFAULT_MODEL = "models:/fer-pipeline@champion"
 
 
 def _is_local_file(uri: str) -> bool:
@@ -60,27 +78,212 @@ def trained_on(uri: str) -> dict:
                           f"retrain it with this ferops version") from None
 
 
-def read_image(path: str | Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Decode with the dataset loaders' reader (clear errors, RGB order), then match the model's input."""
-    path = Path(path).resolve()
-    image = convert_channels(decode_image(path, path.parent), channels)
-    image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return image.reshape(size[0], size[1], channels)
+def load_analyzer(uri: str, serving: ServingParams | None) -> Analyzer:
+    """A fer-pipeline bundle (with its own settings) or a plain emotion model (with params.yaml `serving`)."""
+    local_bundle = _is_local_file(uri) and (Path(uri) / "MLmodel").is_file()
+    if local_bundle or not _is_local_file(uri):
+        if not local_bundle:
+            check_model_uri(uri)
+        if "keras" not in mlflow.models.get_model_info(uri).flavors:
+            return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+    if serving is None:
+        raise FeropsError(f"{uri}: a plain emotion model takes its face-detection settings from params.yaml "
+                          f"`serving`, and there is no params.yaml here; run from the project folder (or pass "
+                          f"--params), or use a bundle: {DEFAULT_MODEL}")
+    model, classes = load_model(uri)
+    return Analyzer(Head(model, classes, "p_"), None, Settings.from_params(serving))
 
 
-def predict_images(model: keras.Model, classes: tuple[str, ...], paths: list[str]) -> list[dict]:
-    """Per-image class probabilities, most likely first."""
-    from ferops.train.fit import predict_proba
+# ---------------------------------------------------------------------------- inputs
 
-    h, w, c = model.input_shape[1:]
-    batch = np.stack([read_image(p, (h, w), c) for p in paths])
-    probs = predict_proba(model, batch)
-    results = []
-    for path, p in zip(paths, probs):
-        order = np.argsort(-p)
-        results.append({
-            "image": str(path),
-            "prediction": classes[order[0]],
-            "probabilities": {classes[i]: round(float(p[i]), 6) for i in order},
-        })
-    return results
+
+@dataclass(frozen=True)
+class Input:
+    path: Path
+    name: Path  # relative to the folder it was found in: annotated outputs mirror it
+    video: bool
+
+
+def collect_inputs(paths: list[str]) -> tuple[list[Input], list[Problem]]:
+    """Files as given, folders searched recursively for images and videos; missing paths become Problems."""
+    inputs, problems = [], []
+    known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in known)
+            if not found:
+                problems.append(Problem(arg, f"folder holds no image or video files ({', '.join(sorted(known))})"))
+            inputs += [Input(f, f.relative_to(path), f.suffix.lower() in VIDEO_SUFFIXES) for f in found]
+        elif path.is_file():
+            inputs.append(Input(path, Path(path.name), path.suffix.lower() in VIDEO_SUFFIXES))
+        else:
+            problems.append(Problem(arg, "no such file or folder"))
+    return inputs, problems
+
+
+def _frames(inputs: list[Input], stride: int):
+    for item in inputs:
+        yield from video_frames(item.path, stride) if item.video else image_frames(item.path)
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def nested(row: dict, heads: list[tuple[str, tuple[str, ...]]]) -> dict:
+    """A flat row (CSV, pyfunc) as a JSON record: box, emotion probabilities and AU probabilities grouped."""
+    record = {k: row[k] for k in ("image", "frame", "face")}
+    record |= {"box": [row[k] for k in ("x", "y", "w", "h")], "aligned": row["aligned"],
+               "prediction": row["prediction"]}
+    for prefix, labels in heads:
+        record["probabilities" if prefix == "p_" else "aus"] = {label: row[prefix + label] for label in labels}
+    return record
+
+
+@contextlib.contextmanager
+def open_rows(out: str | None, columns: list[str], heads) -> Iterator:
+    """A `write(rows)` callable: CSV or JSON to `out` (temp file, renamed when complete), or JSON to stdout."""
+    suffix = Path(out).suffix.lower() if out else ".json"
+    if suffix not in (".csv", ".json"):
+        raise FeropsError(f"--out {out}: expected a .csv or .json file name")
+    with contextlib.ExitStack() as stack:
+        if out:
+            tmp = stack.enter_context(atomic_file(out))
+            fh = stack.enter_context(open(tmp, "w", newline=""))
+        else:
+            fh = sys.stdout
+        count = 0
+        if suffix == ".csv":
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+
+            def write(rows):
+                writer.writerows(rows)
+        else:
+            def write(rows):
+                nonlocal count
+                for row in rows:
+                    fh.write(("[\n  " if count == 0 else ",\n  ") + json.dumps(nested(row, heads)))
+                    count += 1
+        yield write
+        if suffix == ".json":
+            fh.write("\n]\n" if count else "[]\n")
+        fh.flush()
+
+
+@dataclass
+class Report:
+    inputs: int = 0
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    annotated: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rate = self.frames / self.seconds if self.seconds else 0.0
+        return (f"scored {self.faces} face{'s' if self.faces != 1 else ''} in {self.frames} "
+                f"frame{'s' if self.frames != 1 else ''} of {self.inputs} input{'s' if self.inputs != 1 else ''} "
+                f"in {self.seconds:.1f} s ({rate:.1f} frames/s)")
+
+
+def _face_notes(counts: dict[str, list[int]], videos: set[str], max_faces: int) -> list[str]:
+    """Zero faces and capped faces, one line per image (or per video, counted over its frames)."""
+    notes = []
+    for source, (frames, empty, capped) in counts.items():
+        if source in videos:
+            if empty:
+                notes.append(f"{source}: no face found in {empty} of {frames} frames scored")
+            if capped:
+                notes.append(f"{source}: more than {max_faces} faces in {capped} frames; kept the largest")
+        elif empty:
+            notes.append(f"{source}: no face found")
+        elif capped:
+            notes.append(f"{source}: {capped} faces found, kept the {max_faces} largest (--max-faces)")
+    return notes
+
+
+def predict(analyzer: Analyzer, paths: list[str], *, out: str | None = None, annotate: str | None = None,
+            detect: bool | None = None, max_faces: int | None = None, stride: int | None = None,
+            progress: bool = True) -> Report:
+    """Score every readable face in `paths`; writes `out` (or JSON to stdout) and annotations as it goes.
+
+    detect / max_faces / stride default to the analyzer's settings. Raises FeropsError (nothing written)
+    when no input could be read at all.
+    """
+    from tqdm.auto import tqdm
+
+    settings = analyzer.settings
+    detect = settings.detect_faces if detect is None else detect
+    max_faces = max_faces or settings.max_faces
+    stride = stride or settings.stride
+    inputs, problems = collect_inputs(paths)
+    if not inputs:
+        raise FeropsError("; ".join(p.line() for p in problems) or "no input given")
+    videos = {str(i.path): i for i in inputs if i.video}
+    if annotate and Path(annotate).suffix.lower() in VIDEO_SUFFIXES and (len(inputs) != 1 or not videos):
+        raise FeropsError(f"--annotate {annotate}: a video file takes exactly one video input; "
+                          f"pass a folder (--annotate out_dir/) for several inputs or for images")
+    info = {source: video_info(item.path, stride) for source, item in videos.items()}
+    heads = [(h.prefix, h.labels) for h in analyzer.heads]
+    report = Report(inputs=len(inputs), problems=problems)
+    annotator = Annotator(Path(annotate), {str(i.path): i.name for i in inputs},
+                          {s: fps for s, (_, fps) in info.items()}) if annotate else None
+    counts: dict[str, list[int]] = {}
+    total = sum(n for n, _ in info.values()) + len(inputs) - len(videos)
+    start = time.perf_counter()
+    bar = tqdm(total=total or None, unit="frame", desc="predict", disable=None if progress else True,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        with open_rows(out, analyzer.columns(), heads) as write:
+            for item in stream(analyzer, _frames(inputs, stride), detect=detect, max_faces=max_faces,
+                               window=settings.window, queue=settings.queue, keep_images=annotator is not None):
+                if isinstance(item, Problem):
+                    report.problems.append(item)
+                    continue
+                faces, rows = item
+                write(rows)
+                if annotator is not None:
+                    annotator.add(faces, rows)
+                count = counts.setdefault(faces.source, [0, 0, 0])
+                count[0] += 1
+                count[1] += not rows
+                if faces.found > max_faces:  # videos count frames, images the faces found
+                    count[2] += 1 if faces.source in videos else faces.found
+                report.frames += 1
+                report.faces += len(rows)
+                bar.update(1)
+            if report.frames == 0:
+                lines = [p.line() for p in report.problems]
+                raise FeropsError(lines[0] if len(lines) == 1 else f"nothing could be read: {'; '.join(lines)}")
+    finally:
+        bar.close()
+        if annotator is not None:
+            annotator.close()
+            report.annotated = annotator.written
+    report.seconds = time.perf_counter() - start
+    report.notes = _face_notes(counts, set(videos), max_faces)
+    return report
+
+
+def run(model: str, paths: list[str], params_path: str, *, out: str | None, annotate: str | None, whole_image: bool,
+        max_faces: int | None, stride: int | None, progress: bool = True) -> int:
+    """`ferops predict`: load, score, print the problems, notes and a summary to stderr; returns the exit status."""
+    from ferops.config import load_params
+    from ferops.tracking.store import configure
+
+    for flag, value in (("--max-faces", max_faces), ("--stride", stride)):
+        if value is not None and value < 1:
+            raise FeropsError(f"{flag} {value}: must be >= 1")
+    params = load_params(params_path) if Path(params_path).exists() else None
+    if params is not None and not _is_local_file(model):  # the registry is where params.yaml says
+        configure(params.tracking)
+    analyzer = load_analyzer(model, params.serving if params else None)
+    report = predict(analyzer, paths, out=out, annotate=annotate, detect=False if whole_image else None,
+                     max_faces=max_faces, stride=stride, progress=progress)
+    for line in [p.line() for p in report.problems] + report.notes + [report.summary()]:
+        print(line, file=sys.stderr)
+    for path in report.annotated:
+        print(f"annotated: {path}", file=sys.stderr)
+    return 1 if report.problems else 0

@@ -56,7 +56,15 @@ def _micro(m: dict) -> str:
         five["cnn_lstm"]["uf1"], five["lbp_top"]["uf1"], five["chance"]["uf1"]))
 
 
-SUMMARIES = (("outputs/cv/metrics.json", _cv), ("outputs/au/metrics.json", _au),
+def _tune(m: dict) -> str:
+    if not m.get("enabled"):
+        return "tuning: off (tune.enabled: false); cv used params.yaml as is"
+    return (f"tuning (one study per outer fold): {m['trials_complete']} complete, {m['trials_pruned']} pruned, "
+            f"{m['trials_failed']} failed; best inner val accuracy {m['inner_val_accuracy_mean']:.3f} "
+            f"(selection score; the nested CV above is the estimate)")
+
+
+SUMMARIES = (("outputs/tune/metrics.json", _tune), ("outputs/cv/metrics.json", _cv), ("outputs/au/metrics.json", _au),
              ("outputs/transfer/metrics.json", _transfer), ("outputs/cross_task/metrics.json", _cross_task),
              ("outputs/analysis/metrics.json", _analysis), ("outputs/micro/metrics.json", _micro))
 
@@ -72,3 +80,53 @@ def summary_lines(root: str | Path = ".") -> list[str]:
             except (KeyError, TypeError, ValueError):
                 lines.append(f"{rel}: unreadable (written by another ferops version?); rerun its stage")
     return lines
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def paper_rows(root: str | Path = ".") -> list[tuple[str, str, str]]:
+    """(result, the paper's figure, ferops's figure from this workspace's metrics) for every paper table entry."""
+    root = Path(root)
+    cv, run = _read(root / "outputs/cv/metrics.json"), _read(root / "outputs/cv/run.json") or {}
+    au, an = _read(root / "outputs/au/metrics.json"), _read(root / "outputs/analysis/metrics.json")
+    tr, mi = _read(root / "outputs/transfer/metrics.json"), _read(root / "outputs/micro/metrics.json")
+    missing = "not run"
+    dataset = (cv or {}).get("dataset", run.get("dataset", "?"))
+    emotion = missing if cv is None else (
+        f"{_pct(cv['cv_accuracy_mean'])} ± {100 * cv['cv_accuracy_std']:.2f} on {dataset} "
+        f"({cv['folds']}-fold, {cv['protocol']} protocol)")
+    rows = [("CK+ emotion, 10-fold CV", "98.62% ± 0.11", emotion if "ck" in dataset.lower() or "posed" in dataset
+             else "needs your CK+ copy (`ferops import-data`)"),
+            ("FER2013 emotion, 10-fold CV", "72.1% ± 0.5", emotion if "fer2013" in dataset.lower() or "wild" in dataset
+             else "needs your FER2013 copy (`ferops import-data`)")]
+    rows.append(("last-conv filters alive", "~60 of 256",
+                 missing if an is None else f"{an['alive']} of {an['total']}"))
+    rows.append(("filters matched to an AU (P = 1)", "43 of 50",
+                 missing if an is None else f"{an['matched']} of {an['alive']} alive (random init "
+                 f"{an['matched_by_chance']})"))
+    rows.append(("AU detection, binary accuracy", "97.54%", missing if au is None or "all_at_once" not in au else
+                 f"{_pct(au['all_at_once']['accuracy_mean'])} (always-absent "
+                 f"{_pct(au['all_at_once']['always_absent_accuracy_mean'])}), mean F1 {au['all_at_once']['f1_mean']:.3f}"))
+    rows.append(("AU intensity (0-5), MSE", "0.2045", missing if au is None else f"{au['intensity']['mse_mean']:.4f}"))
+    rows.append(("transfer, train A / test B", "matrix (Table 3)", missing if tr is None else
+                 f"within {_pct(tr['within_mean'])}; off-diagonal zero-shot {_pct(tr['zero_shot']['off_diagonal_mean'])}, "
+                 f"fine-tuned {_pct(tr['fine_tuned']['off_diagonal_mean'])}"))
+    rows.append(("micro-expressions, CNN+LSTM (LOSO)", "59.47%", missing if mi is None else
+                 f"{_pct(mi['cnn_lstm']['5class']['accuracy'])} (UF1 {mi['cnn_lstm']['5class']['uf1']:.3f})"))
+    rows.append(("micro-expressions, LBP-TOP (LOSO)", "44.12%", missing if mi is None else
+                 f"{_pct(mi['lbp_top']['5class']['accuracy'])} (UF1 {mi['lbp_top']['5class']['uf1']:.3f})"))
+    return rows
+
+
+def paper_table(root: str | Path = ".", champions: dict[str, str] | None = None) -> str:
+    """The paper's figures beside ferops's, as Markdown (the `paper` flow's artifact), plus champion links."""
+    lines = ["| result | Breuer & Kimmel 2017 | ferops (this workspace) |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in paper_rows(root)]
+    if champions:
+        lines += ["", "| registered model | champion |", "|---|---|"]
+        lines += [f"| {name} | {link} |" for name, link in champions.items()]
+    lines += ["", "SynthFACS figures measure the pipeline on synthetic faces, not the paper's claim on real data; "
+              "for the claim, import CK+ / FER2013 / CASME II and rerun."]
+    return "\n".join(lines)

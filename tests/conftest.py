@@ -25,6 +25,7 @@ TINY = {
     "model": {"width": 0.125},
     "train": {"epochs": 1, "batch_size": 16},
     "cv": {"folds": 3},
+    "runner": {"kind": "local", "workers": 2, "address": None},  # tests that fan out choose their runner
     "validate": {"min_per_class": 1},
     "domains": {"au": {"n": 100}, "posed": {"n": 30}, "wild": {"n": 60}, "webcam": {"n": 60}},
     "au": {"folds": 2, "epochs": 1, "width": 0.125},
@@ -33,6 +34,13 @@ TINY = {
     "analysis": {"top_n": 5, "permutations": 5, "energy_images": 2, "top_k": 2, "max_filters": 4, "batch_size": 64},
     "micro": {"data": {"synthfacs": {"n": 30}}, "cnn": {"width": 0.125, "pretrain_epochs": 1, "epochs": 1},
               "lstm": {"units": 8, "epochs": 1}},
+    "serving": {"window": 4, "queue": 4},  # several forward passes even on a short test video
+    "tune": {"trials": 2, "pruner": {"startup_trials": 1, "warmup_steps": 0},
+             "space": {"train.learning_rate": ["float", 0.0005, 0.005, "log"], "train.decay": ["float", 0.0, 0.0001],
+                       "model.conv_dropout": ["float", 0.1, 0.4], "model.dense_dropout": ["float", 0.3, 0.6],
+                       "model.width": ["choice", 0.125, 0.25], "train.batch_size": ["choice", 16, 32],
+                       "train.augment.rotation_deg": ["float", 0.0, 20.0], "train.augment.translation": ["float", 0.0, 0.15],
+                       "train.epochs": ["int", 1, 2]}},
 }
 
 
@@ -67,7 +75,9 @@ def make_dvc_project(repo: Path, changes: dict | None = None, message: str = "ti
     repo.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "ferops", repo / "ferops", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("ferops", "flows"):
+        shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "prefect.toml", repo / "prefect.toml")
     params = overlay(yaml.safe_load((ROOT / "params.yaml").read_text()), overlay(TINY, changes))
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     for rel, write in files.items():
@@ -127,6 +137,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def dask_cli(tmp_path_factory):
+    """A Dask cluster as a team starts one (`dask scheduler` + `dask worker`, 2 workers) on loopback: its address.
+
+    Session-wide, so the runner and team-server tests share warm workers.
+    """
+    from runner_helpers import dask_cli_cluster
+
+    with dask_cli_cluster(tmp_path_factory.mktemp("dask")) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from ferops.models import build_cnn
 from conftest import ROOT, TINY, make_params, make_toy_dataset
 
 COMMANDS = ["generate", "import-data", "preprocess", "validate", "train", "cv", "refit", "register", "evaluate",
-            "predict", "reconcile", "registry", "domain", "au", "transfer", "cross-task", "analyze", "micro", "results"]
+            "predict", "reconcile", "registry", "domain", "au", "transfer", "cross-task", "analyze", "micro", "tune", "package",
+            "results"]
 
 
 def _ferops(*args, cwd=None, env=None):
@@ -84,10 +85,11 @@ def test_params_is_accepted_after_the_subcommand(tmp_path):
 
 
 def test_predict_prints_probabilities_as_json(tmp_path):
+    _params_file(tmp_path)  # a plain emotion model takes its serving settings from params.yaml
     _tiny_model().save(tmp_path / "model.keras")
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), np.full((120, 100, 3), 128, np.uint8))  # colour, odd size: converted and resized
-    result = _ferops("predict", str(face), "--model", str(tmp_path / "model.keras"), cwd=tmp_path)
+    result = _ferops("predict", str(face), "--whole-image", "--model", str(tmp_path / "model.keras"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out[0]["image"] == str(face)
@@ -96,6 +98,7 @@ def test_predict_prints_probabilities_as_json(tmp_path):
 
 
 def test_predict_names_a_corrupt_image(tmp_path):
+    _params_file(tmp_path)
     _tiny_model().save(tmp_path / "model.keras")
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")

@@ -50,6 +50,11 @@ def test_unknown_key_is_named(data, key):
         ({"domains": {"au": {"n": 0}}}, "domains.au.n: 0 must be >= 1"),
         ({"validate": {"pixel_mean_range": [1.0]}}, "validate.pixel_mean_range: expected 2 values"),
         ({"model": 3}, "model: expected a mapping"),
+        ({"runner": {"kind": "threads"}}, "runner.kind: 'threads' is not one of"),
+        ({"runner": {"address": 8786}}, "runner.address: 8786 does not match"),
+        ({"train": {"precision": "float16"}}, "train.precision: 'float16' is not one of"),
+        ({"train": {"deterministic": "yes"}}, "train.deterministic: expected true/false"),
+        ({"serving": {"detector": "yunet"}}, "serving.detector: 'yunet' is not one of"),
     ],
 )
 def test_wrong_type_is_named(data, message):
@@ -70,6 +75,9 @@ def test_wrong_type_is_named(data, message):
         ({"validate": {"pixel_std_range": [100.0, 5.0]}}, r"validate.pixel_std_range: \[100.0, 5.0\] must be \[low, high\]"),
         ({"tracking": {"promote_metric": "cv_acuracy_mean"}}, "tracking.promote_metric: 'cv_acuracy_mean' is not one of"),
         ({"validate": {"on_fail": "ignore"}}, "validate.on_fail: 'ignore' is not one of"),
+        ({"runner": {"workers": 0}}, "runner.workers: 0 must be >= 1"),
+        ({"serving": {"stride": 0}}, "serving.stride: 0 must be >= 1"),
+        ({"serving": {"detect_width": -1}}, "serving.detect_width: -1 must be >= 0"),
     ],
 )
 def test_out_of_range_values_are_named_before_any_work(data, message):

@@ -1,33 +1,46 @@
-"""The Prefect flow on a real Prefect test server, running the same steps as `dvc repro`."""
+"""The flow machinery without training: every DVC stage has its task, plans follow dvc.yaml, overrides are checked.
+
+The deployments themselves run end to end in tests/test_pipeline_e2e.py (a real Prefect server).
+"""
+
+import shutil
 
 import pytest
-from mlflow.tracking import MlflowClient
-from prefect.testing.utilities import prefect_test_harness
+import yaml
 
-from conftest import ROOT, TINY
-from flows.training import emotion_cv_flow
-
-pytestmark = pytest.mark.slow
-
-
-def _dotted(tree, prefix=""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _dotted(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
+from conftest import ROOT
+from ferops.config import ParamsError
+from flows.deploy import FLOWS, deployments
+from flows.stages import _stage_functions, all_stages, apply_overrides, plan
 
 
-def test_emotion_cv_flow_runs_pipeline_and_registers(mlflow_store, tmp_path):
-    overrides = dict(_dotted(TINY)) | {"synthfacs.n": 21}
-    with prefect_test_harness(server_startup_timeout=120):
-        state = emotion_cv_flow(params_path=str(ROOT / "params.yaml"), overrides=overrides,
-                                outputs=str(tmp_path / "outputs"), return_state=True)
-    assert state.is_completed(), state
-    metrics = state.result()
-    assert metrics["folds"] == 3 and metrics["protocol"] == "subject"
-    assert metrics["registry"]["version"] == "1" and metrics["registry"]["champion"]
-    assert (tmp_path / "outputs" / "cv" / "metrics.json").exists()
-    assert (tmp_path / "data" / "processed" / "synthfacs_posed" / "images.npy").exists()
-    client = MlflowClient()
-    assert str(client.get_model_version_by_alias("fer-emotion", "champion").version) == "1"
+def test_every_dvc_stage_has_a_task_and_plans_follow_dvc_yaml(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    stages = all_stages()
+    assert set(stages) <= set(_stage_functions())  # a new stage without its function fails here, not in a flow run
+    assert plan(["register"]) == ["generate", "preprocess", "validate", "tune", "cv", "refit", "register"]
+    for upstream, stage in (("domain@au", "au"), ("preprocess", "micro"), ("refit", "analyze"), ("au", "package"),
+                            ("register", "package")):
+        assert stages.index(upstream) < stages.index(stage)
+
+
+def test_deployments_validate_parameters_from_type_hints():
+    names = {d.name for d in deployments()}
+    assert names == {"default"} and len(deployments()) == len(FLOWS) == 7
+    deployment = next(d for d in deployments() if d.flow_name == "emotion-cv")
+    assert deployment.enforce_parameter_schema  # the server refuses `-p epochs=two`
+    schema = deployment._parameter_openapi_schema.model_dump()
+    assert set(schema["properties"]) == {"epochs", "folds", "overrides", "force"}
+    assert {"integer", "null"} == {t["type"] for t in schema["properties"]["epochs"]["anyOf"]}
+
+
+def test_overrides_go_into_params_yaml_only_when_valid(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = path.read_text()
+    with pytest.raises(ParamsError, match="train.epochs"):
+        apply_overrides({"train.epochs": -1}, path)
+    assert path.read_text() == before
+    params = apply_overrides({"train.epochs": 3, "cv.folds": 4}, path)
+    assert (params.train.epochs, params.cv.folds) == (3, 4)
+    assert yaml.safe_load(path.read_text())["train"]["epochs"] == 3

@@ -1,19 +1,22 @@
-"""End to end: `dvc repro` of the real dvc.yaml in a temporary git repo, then the MLflow store and registry.
+"""End to end: `make deploy`'s deployments run the real dvc.yaml in a temporary git repo (emotion-cv with a
+parameter, then the whole `paper` flow); `dvc repro` afterwards has nothing to do; then the MLflow store and registry.
 
 Then the newcomer's view: a `git clone` of that repo (committed dvc.lock, no store, no data) must train,
 track and register again rather than trust the lock file.
 """
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import make_dvc_project, run_checked as _run
+from conftest import _free_port, make_dvc_project, run_checked as _run
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -21,34 +24,59 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory):
+    """`make deploy` (a real Prefect server + every flow served), then two deployment runs, then `dvc repro`."""
     repo = tmp_path_factory.mktemp("project")
     # 21 sequences -> 84 images (last 3 frames + neutral first frame)
     env = make_dvc_project(repo, {"synthfacs": {"n": 21}})
-    first = _run(["dvc", "repro"], repo, env)
+    env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api", "PREFECT_HOME": str(repo / ".prefect")}
+    log = open(repo.parent / "serve.log", "w")
+    serve = subprocess.Popen([sys.executable, "-m", "flows.deploy"], cwd=repo, env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        while "paper/default" not in _run([str(BIN / "prefect"), "deployment", "ls"], repo, env, check=False).stdout:
+            assert serve.poll() is None and time.time() < deadline, (repo.parent / "serve.log").read_text()[-3000:]
+            time.sleep(2)
+        deployment = [str(BIN / "prefect"), "deployment", "run"]
+        emotion = _run([*deployment, "emotion-cv/default", "-p", "epochs=1", "--watch"], repo, env)
+        first = _run([*deployment, "paper/default", "--watch"], repo, env)
+    finally:
+        for child in psutil.Process(serve.pid).children(recursive=True):  # the Prefect server deploy started
+            child.kill()
+        serve.kill()
+        log.close()
     start = time.perf_counter()
     second = _run(["dvc", "repro"], repo, env)
-    return repo, env, first, second, time.perf_counter() - start
+    return repo, env, emotion, first, second, time.perf_counter() - start
 
 
-STAGES = ("generate", "preprocess", "validate", "cv", "refit", "register",
+STAGES = ("generate", "preprocess", "validate", "tune", "cv", "refit", "register",
           "domain@au", "domain@posed", "domain@wild", "domain@webcam", "au", "transfer", "cross_task", "analyze",
-          "micro")
+          "micro", "package")
 
 
 def _client(env):
     return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
 
 
-def test_every_stage_ran_and_second_repro_is_a_no_op(repro):
-    repo, env, first, second, seconds = repro
-    for stage in STAGES:
-        assert f"Running stage '{stage}'" in first.stdout
+def test_deployments_ran_every_stage_and_left_dvc_up_to_date(repro):
+    repo, env, emotion, first, second, seconds = repro
+    for run in (emotion, first):
+        assert "Flow run finished successfully in 'Completed'" in run.stdout, run.stdout[-2000:]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert set(STAGES) <= set(lock)  # every stage recorded by the flows' `dvc commit`
     assert "Running stage" not in second.stdout
     assert "up to date" in second.stdout.lower()
     assert seconds < 60
     status = _run(["dvc", "status", "dvc.yaml"], repo, env)
     assert "up to date" in status.stdout.lower()
-    assert len(_client(env).search_model_versions("name='fer-emotion'")) == 1  # the no-op registered nothing
+    assert len(_client(env).search_model_versions("name='fer-emotion'")) == 1  # paper skipped the current stages
+    summary = (repo / "outputs" / "paper_summary.md").read_text()
+    assert "98.62% ± 0.11" in summary and "`models:/fer-emotion@champion`" in summary
+    # every MLflow run of the emotion-cv deployment names its Prefect flow run
+    runs = _client(env).search_runs([_client(env).get_experiment_by_name("ferops").experiment_id],
+                                    "tags.`ferops.kind` = 'cross-validation'")
+    assert len(runs) == 1 and len(runs[0].data.tags["prefect.flow_run_id"]) == 36
     # results are DVC outputs, never git files
     tracked = _run(["git", "ls-files", "outputs"], repo, env).stdout.split()
     assert tracked == [] or all(p.endswith(".gitignore") for p in tracked)
@@ -124,7 +152,8 @@ def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
 def test_predict_pulls_champion_from_registry(repro):
     repo, env, *_ = repro
     image = next((repo / "data" / "synth" / "synthfacs_posed" / "cohn-kanade-images").rglob("*.png"))
-    out = _run([str(BIN / "ferops"), "predict", str(image), "--model", "models:/fer-emotion@champion"], repo, env)
+    out = _run([str(BIN / "ferops"), "predict", str(image), "--whole-image", "--model", "models:/fer-emotion@champion"],
+               repo, env)
     result = json.loads(out.stdout)
     assert result[0]["image"] == str(image)
     assert abs(sum(result[0]["probabilities"].values()) - 1) < 1e-3

@@ -1,4 +1,7 @@
-"""SynthFACS: determinism, label/AU/mask truth, preset shapes, and a realism check by an outside detector."""
+"""SynthFACS: determinism, label/AU/mask truth, preset shapes, and a realism check by an outside detector.
+
+Mask exactness per AU: tests/test_synthfacs_masks.py; framing and capture nuisance: tests/test_synthfacs_framing.py.
+"""
 
 from __future__ import annotations
 
@@ -53,17 +56,6 @@ def test_grey_matches_luminance_of_rgb():
     rgb, _ = render_face(Identity(), {4: 3}, QUIET, size=48, channels=3)
     luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     assert np.abs(luma.astype(int) - grey[..., 0].astype(int)).mean() < 3
-
-
-@pytest.mark.parametrize("aus,code", [({12: 4}, 12), ({4: 4}, 4), ({26: 4}, 26), ({1: 4}, 1), ({2: 4}, 2),
-                                      ({15: 4}, 15), ({43: 5}, 43), ({9: 4}, 9), ({5: 4}, 5), ({17: 4}, 17)])
-def test_au_changes_pixels_inside_its_mask(aus, code):
-    neutral, _ = render_face(Identity(), {}, QUIET, size=96)
-    moved, masks = render_face(Identity(), aus, QUIET, size=96)
-    change = np.abs(moved.astype(float) - neutral.astype(float))[..., 0]
-    assert change.sum() > 0
-    inside = change[masks[code] > 0].sum() / change.sum()
-    assert inside > 0.6, f"only {inside:.0%} of AU{code}'s pixel change falls inside its mask"
 
 
 def test_unilateral_au_moves_one_side_only():
@@ -152,12 +144,16 @@ def test_prototypes_jitter_and_keep_emotion_core():
         assert not {"L12", "R12"} <= contempt and not {"L14", "R14"} <= contempt, contempt
 
 
-def test_haar_cascade_finds_one_face_in_neutral_posed_renders():
+def test_haar_cascade_finds_one_face_in_neutral_scene_renders():
+    """Before the crop, a 128 px scene (head, hair, shoulders) is what a detector sees: one face in >= 95%."""
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    ds = generate("posed", 40, seed=5, size=128, progress=False, frames=(3, 3))
-    neutral = ds.images[ds.manifest["frame"].to_numpy() == 1]
-    found = [len(cascade.detectMultiScale(img[..., 0], scaleFactor=1.1, minNeighbors=5)) for img in neutral]
-    assert np.mean(np.array(found) == 1) >= 0.9, found
+    rng = np.random.default_rng(5)
+    found = []
+    for _ in range(100):
+        identity, nuisance = Identity.sample(rng), Nuisance.sample(rng, "studio")
+        image, _ = render_face(identity, {}, nuisance, size=128, masks=False, framing="scene")
+        found.append(len(cascade.detectMultiScale(image[..., 0], scaleFactor=1.1, minNeighbors=5)))
+    assert np.mean(np.array(found) == 1) >= 0.95, found
 
 
 def test_contact_sheet_and_save_roundtrip(posed, tmp_path):

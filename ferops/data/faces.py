@@ -104,6 +104,19 @@ def box_geometry(box: Box) -> tuple[np.ndarray, tuple[int, int]]:
     return np.array([[1.0, 0.0, -x], [0.0, 1.0, -y]]), (w, h)
 
 
+def face_geometry(gray: np.ndarray, box: Box, detector: FaceDetector, out_hw: tuple[int, int],
+                  eye_distance: float = 0.36, eye_height: float = 0.38) -> tuple[np.ndarray, tuple[int, int], bool]:
+    """(affine map, crop size, aligned) for one detected face: eye-aligned when an eye pair is found, else the box.
+
+    The one crop rule: `preprocess` (training data) and ferops.serving (photos, video, REST) both call it, so a
+    served model sees faces framed exactly as it was trained on.
+    """
+    pair = eye_pair(detector.detect_eyes(gray, box), box) if hasattr(detector, "detect_eyes") else None
+    if pair:
+        return (*eye_geometry(*pair, eye_distance, eye_height, out_hw), True)
+    return (*box_geometry(box), False)
+
+
 def apply_geometry(image: np.ndarray, matrix: np.ndarray, crop: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """Warp at native scale, then shrink with INTER_AREA (warping straight to 48 px would alias)."""
     warped = cv2.warpAffine(image, matrix, crop, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -150,12 +163,7 @@ def preprocess(dataset: Dataset, size, channels: int, detect_faces: bool, detect
                 rejects.append({"path": dataset.manifest["path"].iloc[i], "reason": "no face detected"})
                 continue
             box, faces = found[0], len(found)
-            pair = eye_pair(detector.detect_eyes(gray, box), box) if hasattr(detector, "detect_eyes") else None
-            if pair:
-                matrix, crop = eye_geometry(*pair, eye_distance, eye_height, out_hw)
-                aligned = True
-            else:
-                matrix, crop = box_geometry(box)
+            matrix, crop, aligned = face_geometry(gray, box, detector, out_hw, eye_distance, eye_height)
         images.append(to_channels(apply_geometry(image, matrix, crop, out_hw), channels))
         for key, value in spatial.items():
             new_spatial[key].append(np.stack([apply_geometry(np.ascontiguousarray(m), matrix, crop, out_hw)

@@ -38,6 +38,8 @@ START_TAG = "ferops.pid_start"  # process start, seconds since the epoch: a reus
 # Containers can share a host name (`docker run --network host`) but not pid numbers: only a process in
 # the same pid namespace may judge whether a pid is alive.
 NAMESPACE_TAG = "ferops.pid_namespace"
+FLOW_RUN_ENV = "FEROPS_PREFECT_FLOW_RUN_ID"
+FLOW_RUN_TAG = "prefect.flow_run_id"  # the Prefect flow run that started this MLflow run
 END_TAG = "ferops.end_reason"
 NOTE_TAG = "mlflow.note.content"  # the run's Description in the UI
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, what shells report
@@ -66,6 +68,8 @@ def process_tags() -> dict[str, str]:
         tags[NAMESPACE_TAG] = namespace
     if started is not None:
         tags[START_TAG] = f"{started:.2f}"
+    if flow_run := os.environ.get(FLOW_RUN_ENV):  # set by the Prefect flows (flows/stages.py) for their processes
+        tags[FLOW_RUN_TAG] = flow_run
     return tags
 
 

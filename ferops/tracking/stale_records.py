@@ -27,7 +27,8 @@ CV_RECORD = CV_DIR / "run.json"
 # "run_id"} (optional)}. Removing it is enough for `dvc repro` to rerun the stage.
 EXPERIMENT_RECORDS = tuple(Path(p) for p in (
     "outputs/au/run.json", "outputs/transfer/run.json", "outputs/cross_task/run.json",
-    "outputs/analysis/run.json", "outputs/micro/run.json",
+    "outputs/analysis/run.json", "outputs/micro/run.json", "outputs/tune/run.json",
+    "outputs/package/run.json",
 ))
 
 

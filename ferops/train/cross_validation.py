@@ -10,6 +10,11 @@ Honesty rules this file enforces:
   tuning) is an inner split of that fold's *training* subjects;
 - data without subject ids is reported as image-level, never as subject-independent.
 
+Each fold is an independent job (`run_fold` on a `FoldJob`) handed to a
+runner (ferops.runners: this process, a process pool or a Dask cluster); the
+job logs its own nested run under the parent and the parent gathers the
+results, so with the same seeds every runner gives the same metrics.
+
 Files in `out_dir` are the DVC stage's metrics and plots; the same files are
 logged to MLflow so `dvc metrics show` and the MLflow UI agree.
 """
@@ -17,6 +22,7 @@ logged to MLflow so `dvc metrics show` and the MLflow UI agree.
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +30,20 @@ import keras
 import mlflow
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.evaluation import METRIC_DEFINITIONS, classification_metrics, plot_confusion_matrix, write_csv, write_json
 from ferops.io import atomic_file
+from ferops.runners import Mapper, mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
+from ferops.train import devices
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.streams import Rows
 from ferops.train.tasks import emotion_task
 
 
@@ -59,18 +68,106 @@ class CVResult:
     parent_run_id: str
 
 
-def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_path: str | Path | None = None) -> CVResult:
-    """Run k-fold CV on `dataset` and write metrics and plots to `out_dir`."""
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold, complete and picklable: what a worker process (here or on a Dask cluster) needs to train it.
+
+    `images` is a saved dataset's images.npy path when there is one: the job
+    memory-maps it where it runs, so rows travel, not pixels. Data that exists
+    only in memory travels as the array itself. `rows` maps CV rows (the
+    labelled images) to rows of `images`; fit/val/test index CV rows.
+    """
+    fold: int
+    params: Params
+    classes: tuple[str, ...]
+    images: str | np.ndarray
+    rows: np.ndarray
+    targets: np.ndarray
+    fit_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    dataset: str
+    target: RunTarget
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: int
+    run_id: str
+    test_pred: np.ndarray
+    accuracy: float
+    history: dict[str, list[float]]
+
+
+def fold_run_name(fold: int) -> str:
+    return f"fold-{fold:02d}"
+
+
+def _take(images, index: np.ndarray):
+    """Rows of an in-memory array (a copy, as fit always got) or a lazy view of a memmap (stays on disk)."""
+    return Rows(images, index) if isinstance(images, np.memmap) else images[index]
+
+
+def _open_images(images: str | np.ndarray) -> np.ndarray:
+    if not isinstance(images, str):
+        return images
+    if not Path(images).exists():
+        raise FeropsError(f"{images}: not found on worker {socket.gethostname()}; Dask workers on other machines "
+                          f"need the processed dataset at the same path (a shared filesystem, see infra/README.md)")
+    return np.load(images, mmap_mode="r")
+
+
+def run_fold(job: FoldJob) -> FoldResult:
+    """Train one fold in its own nested run under the CV parent, score its test rows once; seeds from (seed, fold)."""
+    params, i = job.params, job.fold
+    images = _open_images(job.images)
+    task = emotion_task(job.classes)
+    y, rows = job.targets, job.rows
+    tags = {"ferops.kind": "cv-fold", "ferops.parent_run": job.target.parent_run_id, "cv.fold": str(i),
+            "cv.protocol": params.cv.protocol, "ferops.dataset": job.dataset, "ferops.device": devices.describe()}
+    with child_run(job.target, fold_run_name(i), tags) as run:
+        mlflow.log_params(flatten(params) | {"fold": i, "n_fit": len(job.fit_rows), "n_validation": len(job.val_rows),
+                                             "n_test": len(job.test_rows)})
+        result = fit(params, task, _take(images, rows[job.fit_rows]), y[job.fit_rows],
+                     _take(images, rows[job.val_rows]), y[job.val_rows],
+                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i)
+        # The test fold is touched here, once, after training is over.
+        test_pred = predict_proba(result.model, _take(images, rows[job.test_rows])).argmax(axis=1)
+        m = classification_metrics(y[job.test_rows], test_pred, job.classes)
+        mlflow.log_metrics({"test_accuracy": m["accuracy"], "test_f1_macro": m["f1_macro"]})
+    keras.backend.clear_session()
+    return FoldResult(i, run.info.run_id, test_pred, m["accuracy"], result.history)
+
+
+def _image_source(dataset: Dataset, data_path: str | Path | None) -> str | np.ndarray:
+    """The images.npy `dataset` was loaded from (checked on its shape and end rows), else the images themselves."""
+    if data_path is not None and (path := Path(data_path) / "images.npy").exists():
+        disk, images = np.load(path, mmap_mode="r"), dataset.images
+        if disk.shape == images.shape and disk.dtype == images.dtype and \
+                np.array_equal(disk[:16], images[:16]) and np.array_equal(disk[-16:], images[-16:]):
+            return str(path.resolve())
+    return dataset.images
+
+
+def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_path: str | Path | None = None,
+                   mapper: Mapper | None = None, fold_params=None) -> CVResult:
+    """Run k-fold CV on `dataset` and write metrics and plots to `out_dir`.
+
+    Folds run as independent jobs through `mapper` (default: params.runner's);
+    `fold_params(i)`, when given, is the recipe fold i trains with (ferops tune's per-fold best settings);
+    the parent's metrics are the same whichever runner trained them.
+    """
     cv = params.cv
     task = emotion_task(dataset.classes)
-    dataset = dataset.subset(np.flatnonzero(task.labelled(task.targets(dataset))))  # unlabelled rows score nothing
-    x, y, classes = dataset.images, task.targets(dataset), dataset.classes
+    labelled = np.flatnonzero(task.labelled(task.targets(dataset)))  # unlabelled rows score nothing
+    source = _image_source(dataset, data_path)
+    dataset = dataset.subset(labelled)
+    y, classes = task.targets(dataset), dataset.classes
     folds = make_folds(y, dataset.subjects, cv.folds, cv.protocol, params.seed)  # fails before anything is written
     protocol = describe_protocol(cv.protocol, dataset.subjects_known)
     out_dir = Path(out_dir)
 
     oof_pred = np.full(len(y), -1)
-    fold_acc, curves = [], []
     lineage = lineage_tags({"data": data_path or dataset.name})
     with mlflow.start_run(run_name=f"cv-{dataset.name}") as parent:
         mlflow.log_params(flatten(params))
@@ -83,24 +180,23 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
             "cv.protocol_description": protocol,
         })
         mlflow.log_params({"data.n_images": len(y), "data.n_subjects": len(np.unique(dataset.subjects))})
-        for i in tqdm(range(cv.folds), desc="cv folds", unit="fold"):
-            test = np.flatnonzero(folds == i)
+        target = current_target()
+        jobs = []
+        for i in range(cv.folds):
             fit_rows, val_rows = inner_split(np.flatnonzero(folds != i), dataset.subjects,
                                              params.train.validation_fraction, params.seed + i)
-            with mlflow.start_run(run_name=f"fold-{i:02d}", nested=True) as run:
-                mlflow.set_tags({"ferops.kind": "cv-fold", "ferops.parent_run": parent.info.run_id,
-                                 "cv.fold": str(i), "cv.protocol": cv.protocol, "ferops.dataset": dataset.name})
-                mlflow.log_params(flatten(params) | {"fold": i, "n_fit": len(fit_rows), "n_validation": len(val_rows),
-                                                     "n_test": len(test)})
-                result = fit(params, task, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
-                             callbacks=[EpochLogger(run.info.run_id)], seed_offset=i)
-                # The test fold is touched here, once, after training is over.
-                oof_pred[test] = predict_proba(result.model, x[test]).argmax(axis=1)
-                m = classification_metrics(y[test], oof_pred[test], classes)
-                mlflow.log_metrics({"test_accuracy": m["accuracy"], "test_f1_macro": m["f1_macro"]})
-                fold_acc.append(m["accuracy"])
-                curves.append(pd.DataFrame(result.history).assign(epoch=lambda d: np.arange(len(d)), fold=i))
-            keras.backend.clear_session()
+            recipe = fold_params(i) if fold_params else params
+            jobs.append(FoldJob(i, recipe, classes, source, labelled, y, fit_rows, val_rows, np.flatnonzero(folds == i),
+                                dataset.name, target))
+        results = (mapper or mapper_for(params.runner))(run_fold, jobs)
+        if [r.fold for r in results] != list(range(cv.folds)):  # a runner must return each fold once, in order
+            raise FeropsError(f"cv: the runner returned folds {[r.fold for r in results]}, "
+                              f"expected {list(range(cv.folds))}")
+        keep_only(target, {fold_run_name(r.fold): r.run_id for r in results})  # attempts of dead workers: FAILED
+        for r in results:
+            oof_pred[jobs[r.fold].test_rows] = r.test_pred
+        fold_acc = [r.accuracy for r in results]
+        curves = [pd.DataFrame(r.history).assign(epoch=lambda d: np.arange(len(d)), fold=r.fold) for r in results]
 
         pooled = classification_metrics(y, oof_pred, classes)
         metrics = {

@@ -1,33 +1,58 @@
 """Training any ferops model, start to finish, in one place.
 
 Read top to bottom this is the whole recipe: seed everything, get the model
-(a fresh paper CNN for the task, a pretrained one, or a builder to call inside
-a distribution scope), Adam with the paper's inverse-time decay, the task's
-loss and metrics, an augmented tf.data stream, fit. Cross-validation, the
-holdout `train` command, the Prefect flows and the benchmarks all call `fit`,
-so there is exactly one training loop in ferops.
+(a fresh paper CNN for the task, a pretrained one, or a builder called inside
+the precision policy and, with several GPUs, a MirroredStrategy scope), Adam
+with the paper's inverse-time decay, the task's loss and metrics, an augmented
+tf.data stream, fit. Cross-validation, the holdout `train` command, the Prefect
+flows and the benchmarks all call `fit`, so there is exactly one training loop
+in ferops, and the device choices (ferops.train.devices) apply to all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ferops.config import Params
 from ferops.models import build_model
+from ferops.tracking.epoch_logger import system_metrics
+from ferops.train import devices
 from ferops.train.streams import Rows, eval_stream, training_stream
 from ferops.train.tasks import Task
 
 
-def seed_everything(seed: int) -> None:
-    """Same params -> same weights, folds, batches and (on CPU) the same metrics."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Same params -> same weights, folds, batches and (deterministic, on CPU) the same metrics."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    devices.set_determinism(deterministic)
+
+
+@contextlib.contextmanager
+def private_layer_seeds(seed: int):
+    """Keras draws every default layer seed (initializers, dropout) from Python's global `random`.
+
+    Other threads of the process draw from it too: a Dask worker's event loop
+    samples collections with it (dask.sizeof) while a fold builds its model, so
+    the same seed gave other weights on a Dask worker than in a plain process.
+    Inside this block Keras draws from a generator of its own, seeded as
+    `random.seed(seed)` would seed the global one: the same draws as before,
+    now whatever else runs in the process. (One fit per process at a time.)
+    """
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
 
 
 def compile_model(model: keras.Model, params: Params, task: Task) -> keras.Model:
@@ -48,16 +73,24 @@ class FitResult:
 ModelSource = keras.Model | Callable[[], keras.Model] | None
 
 
-def _model(source: ModelSource, params: Params, task: Task, input_shape: tuple[int, ...]) -> keras.Model:
-    if source is None:
-        if len(input_shape) != 3:
-            raise ValueError(f"inputs of shape {input_shape} are clips: pass a sequence model as model=")
-        return build_model(params.model, task.head, input_shape)
-    model = source if isinstance(source, keras.Model) else source()
+def _check_outputs(model: keras.Model, task: Task) -> keras.Model:
     if model.output_shape[-1] != task.head.n_outputs:
         raise ValueError(f"model {model.name} has {model.output_shape[-1]} outputs, task {task.name} "
                          f"needs {task.head.n_outputs} ({list(task.labels)})")
     return model
+
+
+def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape: tuple[int, ...]) -> keras.Model:
+    """A given model compiled as it is; a built one made under train.precision and, on several GPUs, mirrored."""
+    if isinstance(source, keras.Model):  # built elsewhere: its dtype policy and placement are its builder's
+        return compile_model(_check_outputs(source, task), params, task)
+    if source is None and len(input_shape) != 3:
+        raise ValueError(f"inputs of shape {input_shape} are clips: pass a sequence model as model=")
+    build = source or (lambda: build_model(params.model, task.head, input_shape))
+    with devices.strategy().scope():
+        with devices.dtype_policy(params.train.precision):  # the model's own policy too: Keras scales float16 losses
+            model = devices.float32_outputs(build())
+        return compile_model(_check_outputs(model, task), params, task)
 
 
 def _labelled(task: Task, x, y):
@@ -89,22 +122,26 @@ def fit(
 
     `model`: None builds a fresh paper CNN for the task; a Keras model (pretrained,
     frozen layers kept frozen) or a zero-argument builder is compiled and trained.
-    Images may be arrays, np.memmaps or `Rows` views of either.
+    Images may be arrays, np.memmaps or `Rows` views of either. With several
+    GPUs only a model built here (None or a builder) is mirrored across them.
     """
     seed = params.seed + seed_offset
-    seed_everything(seed)
-    model = compile_model(_model(model, params, task, tuple(x_train.shape[1:])), params, task)
+    devices.enable_memory_growth()
+    seed_everything(seed, params.train.deterministic)
+    with private_layer_seeds(seed):
+        model = _compiled_model(model, params, task, tuple(x_train.shape[1:]))
     x_train, y_train = _labelled(task, x_train, y_train)
     train_ds = training_stream(x_train, y_train, params.train.batch_size,
                                params.train.augment if augment else None, seed, task.flip_permutation)
     val_ds = None if x_val is None else eval_stream(*_labelled(task, x_val, y_val), params.train.batch_size)
     if verbose is None:
         verbose = 1 if sys.stderr.isatty() else 2  # one line per epoch in logs (dvc repro, CI)
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=params.train.epochs, callbacks=callbacks or [],
-        shuffle=False,  # the stream reshuffles itself, reproducibly
-        verbose=verbose,
-    )
+    with system_metrics(params.train.system_metrics):
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=params.train.epochs, callbacks=callbacks or [],
+            shuffle=False,  # the stream reshuffles itself, reproducibly
+            verbose=verbose,
+        )
     return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()})
 
 

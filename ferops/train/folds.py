@@ -73,3 +73,17 @@ def inner_split(train_index: np.ndarray, subjects: np.ndarray, fraction: float, 
     """
     fit_rows, val_rows = holdout_split(subjects[train_index], fraction, seed)
     return train_index[fit_rows], train_index[val_rows]
+
+
+def emotion_folds(dataset, params):
+    """The emotion CV's rows and folds: (labelled subset, class indices, test fold of each row).
+
+    `ferops cv` and `ferops tune` both split through here, so a tuning study's
+    training subjects are exactly the outer fold's training subjects.
+    """
+    from ferops.train.tasks import emotion_task
+
+    task = emotion_task(dataset.classes)
+    dataset = dataset.subset(np.flatnonzero(task.labelled(task.targets(dataset))))  # unlabelled rows score nothing
+    y = task.targets(dataset)
+    return dataset, y, make_folds(y, dataset.subjects, params.cv.folds, params.cv.protocol, params.seed)

@@ -53,6 +53,14 @@ def read_image(path: Path, root: Path) -> np.ndarray:
         data = real.read_bytes()
     except OSError as exc:
         raise DatasetFormatError(f"{path}: cannot read image file ({exc.strerror})") from exc
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, path) -> np.ndarray:
+    """An encoded image file's bytes (PNG, JPEG, TIFF, ...) -> uint8 H x W x 1 (gray) or H x W x 3 (RGB).
+
+    `path` only names the image in errors (ferops.serving decodes uploaded bytes with it too).
+    """
     if not data:
         raise DatasetFormatError(f"{path}: image file is empty")
     _check_complete(data, path)

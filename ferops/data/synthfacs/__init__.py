@@ -2,12 +2,15 @@
 
 Real expression datasets (CK+, FER2013, CASME II) are licensed and cannot ship
 with ferops, so every pipeline defaults to SynthFACS: faces rendered from an
-identity, per-AU intensities and nuisance (pose, light, noise, occlusion), with
-labels, AU intensities and AU region masks known exactly for every frame.
+identity (shape, skin, hair, age, sex-typical traits), per-AU intensities (which
+move parts and add the furrows, bulges and mouth states FACS describes) and
+nuisance (pose, light, camera faults, occluders), shaded as a 3-D head and cut
+with the real datasets' eye-aligned crops, with labels, AU intensities and AU
+region masks known exactly for every frame.
 
     from ferops.data.synthfacs import generate, render_face, Identity, Nuisance
-    ds = generate("posed", n=700, seed=0)            # CK+-like sequences, 48x48 grey
-    img, masks = render_face(Identity(), {6: 3, 12: 4}, Nuisance(), size=128, channels=3)
+    ds = generate("posed", n=700, seed=0)            # CK+-like sequences, 48x48 grey CK+48 crops
+    img, masks = render_face(Identity(), {6: 3, 12: 4}, Nuisance(), size=128, channels=3, framing="ck+")
 """
 
 from ferops.data.synthfacs.contact_sheet import contact_sheet

@@ -13,10 +13,11 @@ from ferops.data.synthfacs.nuisance import Nuisance
 from ferops.data.vocab import AU_CODES, au_column, au_intensity_column
 
 NUISANCE_FIELDS: tuple[str, ...] = (
-    "rotation", "yaw", "scale", "shift_x", "shift_y", "light_angle", "light_strength",
-    "brightness", "blur", "noise", "occlusions", "background", "clutter",
+    "rotation", "yaw", "pitch", "scale", "shift_x", "shift_y", "light_angle", "light_strength",
+    "light_elevation", "light_tint", "brightness", "blur", "noise", "lowres", "jpeg", "occlusions",
+    "background", "clutter",
 )
-IDENTITY_FIELDS: tuple[str, ...] = ("skin_tone", "age", "face_width", "jaw_width")
+IDENTITY_FIELDS: tuple[str, ...] = ("skin_tone", "age", "face_width", "jaw_width", "masculinity", "hair_style")
 
 
 def au_columns(levels: dict[str, float]) -> dict:

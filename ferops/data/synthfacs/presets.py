@@ -13,6 +13,10 @@
 - webcam:          a third capture domain for transfer: colour, head turns, side light,
                    soft focus and sensor noise; seven classes (no contempt), 80 subjects.
 
+Each preset renders its real dataset's framing (framing.py): CK+48's eye-aligned
+brow-to-chin crop for posed, micro and au; FER2013's looser upright crop for wild
+and webcam.
+
 Every sample (sequence or image) draws from its own seeded generator
 (SeedSequence keyed by seed, preset and sample index), and labels are dealt in
 fixed shuffled blocks, so sample i is the same whatever n is and in whatever
@@ -50,6 +54,7 @@ class Preset:
     n_subjects: int | None                    # None: a new identity per sample
     frames: tuple[int, int] | None            # sequence length range (inclusive); None: single images
     splits: tuple[tuple[str, int], ...]       # split names dealt per block of sum(counts)
+    framing: str = "ck+"                      # framing.FRAMINGS: the real dataset's crop
     fps: int | None = None
     au_prevalence: float | None = None        # set: AUs drawn independently (no emotion label), not from prototypes
 
@@ -68,7 +73,7 @@ PRESETS: dict[str, Preset] = {
     "wild": Preset(
         name="wild", tag=2, classes=tuple(e for e in EMOTIONS if e != "contempt"),
         deal=FER2013_TRAIN_COUNTS, prototype_set="posed", nuisance_profile="wild", n_subjects=None,
-        frames=None, splits=(("Training", 8), ("PublicTest", 1), ("PrivateTest", 1)),
+        frames=None, splits=(("Training", 8), ("PublicTest", 1), ("PrivateTest", 1)), framing="fer2013",
     ),
     "micro": Preset(
         name="micro", tag=3, classes=("happiness", "disgust", "repression", "surprise", "others"),
@@ -82,7 +87,7 @@ PRESETS: dict[str, Preset] = {
     "webcam": Preset(
         name="webcam", tag=5, classes=tuple(e for e in EMOTIONS if e != "contempt"),
         deal=tuple((e, 1) for e in EMOTIONS if e != "contempt"), prototype_set="posed",
-        nuisance_profile="webcam", n_subjects=80, frames=None, splits=(("train", 1),),
+        nuisance_profile="webcam", n_subjects=80, frames=None, splits=(("train", 1),), framing="fer2013",
     ),
 }
 
@@ -154,7 +159,7 @@ def _sample_frames(preset: Preset, index: int, seed: int, size: int, channels: i
     for frame, scale, path in plan:
         aus = scale_aus(apex_aus, scale)
         frame_nuisance = replace(nuisance, seed=nuisance.seed + frame)
-        image, au_masks = render_face(identity, aus, frame_nuisance, size, channels, masks)
+        image, au_masks = render_face(identity, aus, frame_nuisance, size, channels, masks, preset.framing)
         levels = sided_intensities(aus)
         row = {"path": path, "frame": frame, **common, "intensity_scale": scale,
                "is_apex": frame == apex_frame, **timing, **au_columns(levels)}

@@ -24,6 +24,8 @@ def prototype_table() -> dict:
     for set_name, spec in table["sets"].items():
         for emotion, alternatives in spec["emotions"].items():
             for alt in alternatives:
+                if not {str(k) for k in alt.get("required") or ()} <= {str(k) for k in alt.get("core") or {}}:
+                    raise ValueError(f"prototypes.yaml {set_name}/{emotion}: every `required` AU must be a core AU")
                 for key in list(alt.get("core", {})) + list(alt.get("optional", {}) or {}):
                     code = int(str(key).lstrip("UuLR"))
                     if code not in AU_CODES:
@@ -77,7 +79,8 @@ def sample_aus(emotion: str, rng: np.random.Generator, set_name: str = "posed") 
         return side + raw[1:] if raw.startswith("U") else raw
 
     core = list((alt.get("core") or {}).items())
-    kept = [item for item in core if rng.random() >= jitter["drop"]] or core[:1]
+    required = {str(k) for k in alt.get("required") or ()}  # the dataset's criterion AUs are never dropped
+    kept = [item for item in core if str(item[0]) in required or rng.random() >= jitter["drop"]] or core[:1]
     aus = {key_of(k): draw(v) for k, v in kept}
     for k, (probability, mean) in (alt.get("optional") or {}).items():
         if rng.random() < probability:

@@ -1,13 +1,13 @@
 """Turn identity + AU intensities + nuisance into pixels (and AU region masks).
 
-Faces are drawn with OpenCV's anti-aliased polygons on a canvas several times
-the output size, softened where skin shading should be soft, then
-area-downsampled: the same route a camera takes from a continuous scene to
-a small sensor, which is why 48 px renders look like small photos rather than
-aliased clip art. Pose is applied to the points before drawing (cheaper and
-sharper than warping pixels); light, blur and noise are applied at output size,
-where they are cheap. Grey output is drawn on a one-channel canvas, so the
-common 48x48x1 case never pays for colour.
+The route a camera takes: albedo (skin, hair, eyes, lips, furrows) is drawn
+with OpenCV's anti-aliased polygons on a canvas several times the output
+size, the eye-aligned crop of the framing is cut and area-downsampled, then
+light is applied (shading of the 3-D head, cast shadows, skin texture, light
+colour) and the camera's faults (low resolution, blur, sensor noise, JPEG).
+Pose is applied to points before drawing (cheaper and sharper than warping
+pixels). Grey output is drawn on a one-channel canvas, so the common 48x48x1
+case never pays for colour.
 """
 
 from __future__ import annotations
@@ -20,21 +20,16 @@ import cv2
 import numpy as np
 
 from ferops.data.synthfacs.expression import active_codes, sided_intensities
-from ferops.data.synthfacs.face_model import Item, build_face
+from ferops.data.synthfacs.face_model import build_face
+from ferops.data.synthfacs.framing import Frame, frame
 from ferops.data.synthfacs.identity import Identity
 from ferops.data.synthfacs.masks import au_regions
 from ferops.data.synthfacs.nuisance import Nuisance
+from ferops.data.synthfacs.occluders import occluder_items, paint_clutter
+from ferops.data.synthfacs.primitives import Item
+from ferops.data.synthfacs.shading import SHIFT, height_map, shade, shade_scale, static_relief, textures, to_fixed
 
-FACE_SCALE = 0.38      # one face unit as a fraction of the image side (brow to chin ~half the frame)
-FACE_CENTRE_Y = 0.15   # face-unit height placed at the image centre
-DEPTH = 0.55           # how far the face front stands out of the silhouette plane (yaw parallax)
-SHIFT = 3              # fixed-point bits for sub-pixel polygon vertices
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def supersampling(size: int) -> int:
-    """Render scale: 4x up to 128 px output (192..512 px canvas), 2x beyond."""
-    return 4 if size <= 128 else 2
 
 
 def _mix(a, b, t: float) -> np.ndarray:
@@ -42,57 +37,39 @@ def _mix(a, b, t: float) -> np.ndarray:
 
 
 def palette(identity: Identity) -> dict[str, np.ndarray]:
-    """RGB colours (0..255) for every paint a face model uses."""
-    skin = _mix((92, 58, 42), (240, 204, 182), identity.skin_tone)
+    """RGB albedo (0..255) for every paint a face model uses."""
+    skin = _mix((88, 56, 40), (236, 200, 178), identity.skin_tone)
     skin = skin + _mix((-6, 6, -8), (10, -6, -2), identity.skin_warmth)
     h = identity.hair_tone
-    hair = _mix((26, 21, 19), (110, 72, 44), h / 0.6) if h < 0.6 else _mix((110, 72, 44), (205, 175, 120), (h - 0.6) / 0.4)
+    hair = _mix((24, 20, 18), (105, 70, 44), h / 0.6) if h < 0.6 else _mix((105, 70, 44), (200, 170, 118), (h - 0.6) / 0.4)
     if identity.age > 0.7:
-        hair = _mix(hair, (175, 172, 168), (identity.age - 0.7) / 0.3)
-    brow = np.minimum(hair * 0.85, skin * 0.42)
-    lip = _mix(skin * 0.78, (170, 70, 80), 0.45)
-    iris = _mix((72, 46, 30), (86, 118, 146), identity.iris_tone)
-    cloth = np.array(colorsys.hsv_to_rgb(identity.clothing, 0.45, 0.35 + 0.4 * ((identity.clothing * 7) % 1))) * 255
+        hair = _mix(hair, (170, 168, 164), (identity.age - 0.7) / 0.3)
+    brow = np.minimum(hair * 0.9, skin * 0.45)
+    lip = _mix(skin * 0.72, (150, 62, 72), 0.45)
+    iris = _mix((62, 40, 28), (80, 112, 140), identity.iris_tone)
+    cloth = np.array(colorsys.hsv_to_rgb(identity.clothing, 0.45, 0.3 + 0.45 * ((identity.clothing * 7) % 1))) * 255
     return {
-        "skin": skin, "hair": hair, "brow": brow, "lash": np.array([32.0, 26, 26]), "lip": lip,
-        "sclera": np.array([212.0, 208, 202]), "iris": iris, "pupil": np.array([14.0, 12, 12]),
-        "teeth": np.array([222.0, 216, 200]), "mouth": np.array([48.0, 20, 24]), "cloth": cloth,
+        "skin": skin, "blush": skin * np.array([1.0, 0.93, 0.93]), "hair": hair, "brow": brow,
+        "lash": np.array([28.0, 22, 22]), "lip": lip, "sclera": np.array([184.0, 178, 172]), "iris": iris,
+        "pupil": np.array([12.0, 10, 10]), "teeth": np.array([215.0, 208, 190]), "mouth": np.array([40.0, 16, 20]),
+        "cloth": cloth, "frame": np.array([30.0, 28, 28]), "shade_lens": np.array([45.0, 45, 50]),
+        "object": np.array([120.0, 110, 100]),
     }
 
 
-class Pose:
-    """Face units -> canvas pixels: yaw parallax, roll, scale and shift in one vectorised map."""
-
-    def __init__(self, nuisance: Nuisance, side: int, face_width: float):
-        self.cos_yaw, self.sin_yaw = np.cos(nuisance.yaw), np.sin(nuisance.yaw)
-        roll = np.deg2rad(nuisance.rotation)
-        k = FACE_SCALE * nuisance.scale * side
-        self.matrix = k * np.array([[np.cos(roll), np.sin(roll)], [-np.sin(roll), np.cos(roll)]])
-        self.offset = np.array([side * (0.5 + nuisance.shift_x), side * (0.5 + nuisance.shift_y)])
-        self.face_width = face_width
-        self.unit_px = k
-
-    def __call__(self, points: np.ndarray, depth: np.ndarray | float = 0.0) -> np.ndarray:
-        x = points[:, 0]
-        z = DEPTH * np.sqrt(np.clip(1 - (x / self.face_width) ** 2, 0, 1)) + depth
-        turned = np.stack([x * self.cos_yaw + z * self.sin_yaw, points[:, 1] - FACE_CENTRE_Y], axis=1)
-        return turned @ self.matrix.T + self.offset
+@lru_cache(maxsize=256)
+def _colours(identity: Identity, grey: bool) -> dict:
+    """Drawing colours per paint: luma for grey canvases, RGB tuples otherwise (built once per person)."""
+    return {k: float(v @ _LUMA) if grey else tuple(float(c) for c in v) for k, v in palette(identity).items()}
 
 
-def _fixed(points: np.ndarray) -> np.ndarray:
-    return np.round(points * (1 << SHIFT)).astype(np.int32)
-
-
-def _paint_items(canvas: np.ndarray, items: list[Item], pose: Pose, colours: dict, grey: bool) -> None:
+def _paint_items(canvas: np.ndarray, items: list[Item], pose, colours: dict, grey: bool) -> None:
     if not items:
         return
     lengths = [len(it.points) for it in items]
-    points = np.concatenate([it.points for it in items])
-    depth = np.repeat([it.depth for it in items], lengths)
-    pixels = _fixed(pose(points, depth))
-    ends = np.cumsum(lengths).tolist()
+    pixels = to_fixed(pose(np.concatenate([it.points for it in items]), np.repeat([it.depth for it in items], lengths)))
     start = 0
-    for it, end in zip(items, ends):
+    for it, end in zip(items, np.cumsum(lengths).tolist()):
         pts = pixels[start:end]
         start = end
         base = colours[it.paint]
@@ -100,59 +77,81 @@ def _paint_items(canvas: np.ndarray, items: list[Item], pose: Pose, colours: dic
         if it.op == "fill":
             cv2.fillPoly(canvas, [pts], colour, cv2.LINE_AA, SHIFT)
         else:
-            width = max(1, int(round(it.width * pose.unit_px)))
-            cv2.polylines(canvas, [pts], False, colour, width, cv2.LINE_AA, SHIFT)
+            cv2.polylines(canvas, [pts], False, colour, max(1, int(round(it.width * pose.unit_px))), cv2.LINE_AA, SHIFT)
 
 
-def _paint_scene(canvas: np.ndarray, nuisance: Nuisance, rng: np.random.Generator, grey: bool, layer: str) -> None:
-    """Background clutter (layer 'back') or occluders (layer 'front'), drawn from the nuisance seed."""
-    side = canvas.shape[0]
-    count = nuisance.clutter if layer == "back" else nuisance.occlusions
-    for _ in range(count):
-        if layer == "back":
-            centre = rng.uniform(0, side, 2)
-            axes = rng.uniform(0.1, 0.5, 2) * side
-            rgb = rng.uniform(0, 255, 3)
-        else:
-            centre = rng.uniform(0.15, 0.85, 2) * side
-            axes = rng.uniform(0.05, 0.18, 2) * side
-            rgb = rng.choice([rng.uniform(20, 60), rng.uniform(100, 230)]) * rng.uniform(0.7, 1.0, 3)
-        angle = rng.uniform(0, 180)
-        colour = (float(rgb @ _LUMA),) if grey else tuple(float(c) for c in rgb)
-        if rng.random() < 0.5:
-            poly = cv2.ellipse2Poly((int(centre[0]), int(centre[1])), (int(axes[0]), int(axes[1])), int(angle), 0, 360, 20)
-        else:
-            rect = ((float(centre[0]), float(centre[1])), (float(axes[0] * 2), float(axes[1] * 0.7)), float(angle))
-            poly = cv2.boxPoints(rect).astype(np.int32)
-        cv2.fillPoly(canvas, [poly], colour, cv2.LINE_AA)
+def _backdrop(model, fr: Frame, nuisance: Nuisance, rng: np.random.Generator, colours: dict, grey: bool) -> np.ndarray:
+    """Background, clutter and what no AU moves (hair behind the head, neck, ears); a clutter-free
+    sequence draws it once and copies it for every frame."""
+    key = ("backdrop", grey)
+    if nuisance.clutter == 0 and key in fr.cache:
+        return fr.cache[key].copy()
+    bg = np.clip(nuisance.background * 255 * np.array([1.0, 0.97, 0.93]), 0, 255)
+    hw = fr.canvas_hw
+    canvas = np.full(hw if grey else (*hw, 3), float(bg @ _LUMA) if grey else bg, np.uint8)
+    paint_clutter(canvas, nuisance.clutter, rng, grey)
+    _paint_items(canvas, model.base[:model.n_static_base], fr.pose, colours, grey)
+    if nuisance.clutter == 0:
+        fr.cache[key] = canvas.copy()
+    return canvas
 
 
-@lru_cache(maxsize=16)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    axis = np.linspace(-1, 1, size, dtype=np.float32)
-    return np.meshgrid(axis, axis)
+def _light(identity: Identity, model, fr: Frame, nuisance: Nuisance, occluders: list[Item], channels: int) -> np.ndarray:
+    """Output-size gain: shading x skin and hair texture x light colour x exposure."""
+    size = fr.size
+    scale = shade_scale(size)
+    side = int(round(size * scale))
+    margin = side // 4
+    pose = fr.out.then(np.array([[1.0, 0, margin / scale], [0, 1.0, margin / scale]]), scale)
+    hw = (side + 2 * margin, side + 2 * margin)
+    key = ("static_relief", scale)
+    if key not in fr.cache:
+        fr.cache[key] = static_relief(model, pose, hw)
+    height, head, hair = height_map(model, pose, hw, occluders, fr.cache[key], fr.cache)
+    gain = shade(height, pose.unit_px, pose.rot, nuisance)[margin:margin + side, margin:margin + side]
+    head, hair = head[margin:margin + side, margin:margin + side], hair[margin:margin + side, margin:margin + side]
+    if side != size:
+        gain = cv2.resize(gain, (size, size), interpolation=cv2.INTER_AREA)
+        head = cv2.resize(head, (size, size), interpolation=cv2.INTER_NEAREST)
+        hair = cv2.resize(hair, (size, size), interpolation=cv2.INTER_NEAREST)
+    skin_tex, hair_tex = textures(identity.texture_seed, size)
+    amount = np.where(hair > 0, 0.16 * hair_tex, np.where(head > 0, (0.035 + 0.04 * identity.age) * skin_tex, 0.0))
+    gain = gain * (1.0 + amount) * nuisance.brightness
+    if channels == 1:
+        return gain[..., None]
+    tint = np.array([1 + 0.12 * nuisance.light_tint, 1 + 0.02 * nuisance.light_tint, 1 - 0.16 * nuisance.light_tint])
+    return gain[..., None] * (tint / (tint @ _LUMA))
 
 
-def _photograph(image: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> np.ndarray:
-    """Output-size camera effects: light gradient, exposure, optical blur, sensor noise."""
-    out = image.astype(np.float32)
-    xx, yy = _grid(image.shape[0])
-    angle = np.deg2rad(nuisance.light_angle)
-    gain = nuisance.brightness * (1 + nuisance.light_strength * (np.cos(angle) * xx + np.sin(angle) * yy))
-    out *= gain if out.ndim == 2 else gain[..., None]
+def _camera(image: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> np.ndarray:
+    """Capture faults at output size: low resolution, optical blur, sensor noise, JPEG."""
+    size = image.shape[0]
+    if nuisance.lowres > 1.05:
+        small = max(8, int(round(size / nuisance.lowres)))
+        image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                           interpolation=cv2.INTER_LINEAR).reshape(image.shape)
     if nuisance.blur > 0.15:
-        out = cv2.GaussianBlur(out, (0, 0), nuisance.blur)
+        image = cv2.GaussianBlur(image, (0, 0), nuisance.blur).reshape(image.shape)
     if nuisance.noise > 0:
-        out += rng.normal(0.0, nuisance.noise, out.shape).astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        image = image + rng.normal(0.0, nuisance.noise, image.shape).astype(np.float32)
+    out = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    if nuisance.jpeg:
+        bgr = out if out.shape[2] == 1 else cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(nuisance.jpeg)])
+        if ok:
+            decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+            out = decoded.reshape(out.shape) if out.shape[2] == 1 else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return out
 
 
 def render_face(identity: Identity, aus: Mapping, nuisance: Nuisance | None = None, size: int = 48,
-                channels: int = 1, masks: bool = True) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+                channels: int = 1, masks: bool = True, framing: str = "scene") -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Render one face: (uint8 size x size x channels image, {AU code: uint8 0/255 region mask}).
 
     `aus` maps AU codes to 0..5 intensities ({12: 3}, {"L12": 2, "L14": 2} for one side).
-    Masks cover the AUs scored present (intensity >= 0.5), at output size.
+    `framing` is `scene` (head and shoulders, what a detector sees) or a dataset's
+    eye-aligned crop, `ck+` or `fer2013` (framing.FRAMINGS). Masks cover the AUs
+    scored present (intensity >= 0.5), at output size, through the same crop.
     The result depends only on the arguments (noise and occluders come from nuisance.seed).
     """
     if channels not in (1, 3):
@@ -162,32 +161,27 @@ def render_face(identity: Identity, aus: Mapping, nuisance: Nuisance | None = No
     nuisance = nuisance or Nuisance()
     levels = sided_intensities(aus)
     model = build_face(identity, levels)
+    fr = frame(identity, nuisance, framing, size)
     grey = channels == 1
-    side = size * supersampling(size)
     rng = np.random.default_rng(nuisance.seed)
-    colours = {k: float(v @ _LUMA) if grey else tuple(float(c) for c in v) for k, v in palette(identity).items()}
+    colours = _colours(identity, grey)
 
-    bg = np.clip(nuisance.background * 255 * np.array([1.0, 0.97, 0.93]), 0, 255)
-    canvas = np.full((side, side) if grey else (side, side, 3), float(bg @ _LUMA) if grey else bg, np.uint8)
-    _paint_scene(canvas, nuisance, rng, grey, "back")
-    pose = Pose(nuisance, side, identity.face_width)
-    _paint_items(canvas, model.base, pose, colours, grey)
-    sigma = side / 110
-    canvas = cv2.GaussianBlur(canvas, (0, 0), sigma)
-    _paint_items(canvas, model.detail, pose, colours, grey)
-    _paint_scene(canvas, nuisance, rng, grey, "front")
+    canvas = _backdrop(model, fr, nuisance, rng, colours, grey)
+    occluders = occluder_items(identity, nuisance.occlusions, rng)
+    _paint_items(canvas, model.base[model.n_static_base:], fr.pose, colours, grey)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), fr.pose.unit_px * 0.012)
+    _paint_items(canvas, model.detail, fr.pose, colours, grey)
+    _paint_items(canvas, occluders, fr.pose, colours, grey)
 
-    small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-    image = _photograph(small, nuisance, rng)
-    image = image[..., None] if grey else image
+    small = fr.to_output(canvas).reshape(size, size, channels).astype(np.float32)
+    lit = small * _light(identity, model, fr, nuisance, occluders, channels)
+    image = _camera(lit, nuisance, rng)
 
     au_masks: dict[int, np.ndarray] = {}
     if masks:
-        small_pose = Pose(nuisance, size, identity.face_width)
         for code, shapes in au_regions(identity, levels, model, active_codes(levels)).items():
             mask = np.zeros((size, size), np.uint8)
-            cv2.fillPoly(mask, [_fixed(small_pose(shape)) for shape in shapes], 255, cv2.LINE_8, SHIFT)
+            for shape in shapes:  # one call per shape: one call for all would XOR their overlaps
+                cv2.fillPoly(mask, [to_fixed(fr.out(shape))], 255, cv2.LINE_8, SHIFT)
             au_masks[code] = mask
     return image, au_masks
-
-
