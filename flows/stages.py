@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from filelock import FileLock
+from ruamel.yaml import YAML
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -37,7 +37,7 @@ from ferops.quiet_tf import import_tensorflow
 
 import_tensorflow()  # flow runs start in a fresh process: no GPU-build start-up chatter in their logs
 from ferops import pipeline  # noqa: E402
-from ferops.config import Params, load_params, nest, overlay, read_params_file
+from ferops.config import Params, load_params, nest, read_params_file
 from ferops.errors import FeropsError
 from ferops.io import atomic_file
 from ferops.tracking.run_safety import FLOW_RUN_ENV
@@ -52,10 +52,18 @@ MODEL = "outputs/model/model.keras"
 def apply_overrides(overrides: dict[str, Any] | None, path: Path = PARAMS) -> Params:
     """params.yaml with `overrides` written into it (validated first: a bad key changes nothing)."""
     if overrides:
-        data = overlay(read_params_file(path), nest(overrides))
         load_params(path, nest(overrides))  # raises with the key's name before the file is touched
-        with atomic_file(path) as tmp:
-            tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        rt = YAML()  # round-trip: the file keeps its comments and layout, as with `dvc exp run -S`
+        rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+        data = rt.load(Path(path).read_text())
+        for key, value in overrides.items():
+            *heads, last = key.split(".")
+            node = data
+            for head in heads:
+                node = node[head]
+            node[last] = value
+        with atomic_file(path) as tmp, tmp.open("w") as out:
+            rt.dump(data, out)
         print(f"params.yaml: {overrides} (as `dvc exp run -S` would; `git checkout params.yaml` undoes it)")
     return load_params(path)
 

@@ -44,3 +44,5 @@ def test_overrides_go_into_params_yaml_only_when_valid(tmp_path):
     params = apply_overrides({"train.epochs": 3, "cv.folds": 4}, path)
     assert (params.train.epochs, params.cv.folds) == (3, 4)
     assert yaml.safe_load(path.read_text())["train"]["epochs"] == 3
+    changed = [(a, b) for a, b in zip(before.splitlines(), path.read_text().splitlines()) if a != b]
+    assert len(changed) == 2 and all("#" in b for a, b in changed if "#" in a)  # two values; comments and layout kept
