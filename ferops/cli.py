@@ -376,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(argv: list[str]) -> None:
+    """One ferops command in this process, failures raised rather than turned into exit codes.
+
+    Prefect flows run each DVC stage by handing the stage's own `cmd` from dvc.yaml
+    to this function, so a stage run by a flow and one run by `dvc repro` are the same call.
+    """
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command not in LIGHT_COMMANDS:  # before anything imports keras: no GPU-build start-up chatter

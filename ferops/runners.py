@@ -17,9 +17,11 @@ unsafe), each running one job at a time: one fold per worker process.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from ferops.config import RunnerParams
 
@@ -83,8 +85,23 @@ def _gather(client, fn, jobs):
         client.cancel(futures)
 
 
+_OVERRIDE: contextvars.ContextVar[Mapper | None] = contextvars.ContextVar("ferops_mapper", default=None)
+
+
+@contextlib.contextmanager
+def jobs_run_by(mapper: Mapper) -> Iterator[None]:
+    """Within this block every `mapper_for` answers `mapper`: how a Prefect flow makes a stage's jobs its tasks."""
+    token = _OVERRIDE.set(mapper)
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(token)
+
+
 def mapper_for(runner: RunnerParams) -> Mapper:
-    """The Mapper params.yaml's `runner:` section asks for."""
+    """The Mapper params.yaml's `runner:` section asks for (or the one a `jobs_run_by` block installed)."""
+    if (override := _OVERRIDE.get()) is not None:
+        return override
     if runner.kind == "local":
         return local_map
     if runner.kind == "processes":

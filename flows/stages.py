@@ -1,8 +1,8 @@
 """What every ferops flow is made of: one Prefect task per DVC stage.
 
-The rule, applied to every stage: a task calls the same ferops function as the
-stage's `ferops <command>` in dvc.yaml, with params.yaml as DVC sees it, and
-then records the stage in dvc.lock (`dvc commit`), so that after a flow run
+The rule, applied to every stage: a task runs the stage's own `ferops <command>`
+from dvc.yaml in its process (ferops.cli.run_command), with params.yaml as DVC
+sees it, and then records the stage in dvc.lock (`dvc commit`), so that after a flow run
 `dvc status` is clean and a later `dvc repro` does not redo the work. A stage
 DVC already reports up to date is skipped (as `dvc repro` would), unless the
 flow is asked to `force` it.
@@ -12,8 +12,9 @@ before anything runs, exactly as `dvc exp run -S key=value` does, so the files,
 dvc.lock and the MLflow runs all describe the same settings
 (`git diff params.yaml` shows them; `git checkout params.yaml` undoes them).
 
-Fan-out: CV folds run as Prefect tasks on the task runner that params.yaml's
-`runner:` names (threads for `local`, a process pool, or Dask).
+Fan-out: the jobs a stage hands to ferops.runners (CV folds and the other
+independent trainings) run as Prefect tasks on the task runner that
+params.yaml's `runner:` names (threads for `local`, a process pool, or Dask).
 
 Every MLflow run a flow starts carries the tag `prefect.flow_run_id`.
 """
@@ -36,15 +37,12 @@ from prefect.runtime import flow_run
 from ferops.quiet_tf import import_tensorflow
 
 import_tensorflow()  # flow runs start in a fresh process: no GPU-build start-up chatter in their logs
-from ferops import pipeline  # noqa: E402
-from ferops.config import Params, load_params, nest, read_params_file
+from ferops.config import Params, load_params, nest  # noqa: E402
 from ferops.errors import FeropsError
 from ferops.io import atomic_file
 from ferops.tracking.run_safety import FLOW_RUN_ENV
-from ferops.tracking.store import configure
 
 PARAMS = Path("params.yaml")
-MODEL = "outputs/model/model.keras"
 
 
 # ------------------------------------------------------------------ settings
@@ -160,67 +158,41 @@ def run_stages(targets: list[str], overrides: dict[str, Any] | None = None, forc
     return results
 
 
-def _experiment(fn: Callable[[Params], dict]) -> Callable[[Params], dict]:
-    def run(params: Params) -> dict:
-        configure(params.tracking)
-        return fn(params)
-    return run
+def stage_command(stage: str) -> list[str]:
+    """The arguments of the stage's `ferops ...` cmd in dvc.yaml (foreach entries resolved, as DVC runs them)."""
+    import shlex
 
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
 
-def _stage_functions() -> dict[str, Callable[[Params], Any]]:
-    """DVC stage name -> the function its `ferops <command>` calls (same arguments as the command's defaults)."""
-    from ferops.data.domains import render_domain
-    from ferops.experiments.analyze import analyze
-    from ferops.experiments.au import run_au
-    from ferops.experiments.cross_task import run_cross_task
-    from ferops.experiments.micro import micro
-    from ferops.experiments.transfer import run_transfer
-    from ferops.serving.package import package
-    from ferops.tuning.study import run_tune
-
-    stages: dict[str, Callable[[Params], Any]] = {
-        "generate": lambda p: pipeline.generate(p.synthfacs, p.seed, track=True, tracking=p.tracking),
-        "preprocess": pipeline.preprocess,
-        "validate": lambda p: pipeline.validate(p, report_path=Path("outputs/validation.json")).success,
-        "tune": lambda p: run_tune(p),
-        "cv": lambda p: pipeline.cross_validate(p, mapper=prefect_mapper(p)).metrics,
-        "refit": pipeline.refit,
-        "register": pipeline.register,
-        "au": _experiment(lambda p: run_au(p, out_dir=Path("outputs/au"))),
-        "transfer": _experiment(lambda p: run_transfer(p, out_dir=Path("outputs/transfer"))["metrics"]),
-        "cross_task": _experiment(lambda p: run_cross_task(p, MODEL, out_dir=Path("outputs/cross_task"))["metrics"]),
-        "analyze": lambda p: analyze(p, MODEL, out_dir=Path("outputs/analysis")),
-        "micro": lambda p: micro(p, out_dir=Path("outputs/micro"))["metrics"],
-        "package": lambda p: package(p, out_path=Path("outputs/package/run.json"))["registry"],
-    }
-    for name in read_params_file(PARAMS)["domains"]:
-        stages[f"domain@{name}"] = lambda p, name=name: str(render_domain(p.domains[name], p.seed, name))
-    return stages
+    with Repo(".") as repo:
+        found = [n for n in repo.index.graph.nodes if isinstance(n, PipelineStage) and n.addressing == stage]
+    if not found:
+        raise FeropsError(f"dvc.yaml has no stage {stage!r}")
+    argv = shlex.split(found[0].cmd)
+    if argv[:1] != ["ferops"]:
+        raise FeropsError(f"dvc.yaml stage {stage!r}: cmd {found[0].cmd!r} is not a ferops command; flows run only those")
+    return argv[1:]
 
 
 @task(retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE, task_run_name="{stage}")
 def run_stage(stage: str, params_path: str = str(PARAMS), force: bool = False) -> dict:
-    """Run one DVC stage through its ferops function and record it in dvc.lock; skip it when DVC says current.
+    """Run one DVC stage's own `ferops` command in this process and record it in dvc.lock; skip it when current.
 
+    The command comes from dvc.yaml, so a flow cannot drift from `dvc repro`. Jobs the stage
+    fans out (CV folds and the other runner jobs) become Prefect tasks on `runner:`'s task runner.
     Retries cover transient failures (a tracking server restarting); a stage that fails on
     its data fails the same way three times and then fails the flow.
     """
+    from ferops.cli import run_command
+    from ferops.runners import jobs_run_by
+
     if not force and is_current(stage):
         print(f"{stage}: up to date (dvc status), skipped")
         return {"stage": stage, "ran": False}
-    functions = _stage_functions()
-    if stage not in functions:
-        raise FeropsError(f"no ferops stage {stage!r}; known: {sorted(functions)}")
-    result = functions[stage](load_params(params_path))
+    argv = stage_command(stage)
+    with jobs_run_by(prefect_mapper(load_params(params_path))):
+        run_command(["--params", params_path, *argv])
     commit(stage)
     print(f"{stage}: done, recorded in dvc.lock")
-    return {"stage": stage, "ran": True, "result": _jsonable(result)}
-
-
-def _jsonable(value):
-    import json
-
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return str(value)
+    return {"stage": stage, "ran": True, "command": "ferops " + " ".join(argv)}
