@@ -163,3 +163,30 @@ def test_contact_sheet_and_save_roundtrip(posed, tmp_path):
     loaded = Dataset.load(posed.save(tmp_path / "ds"))
     assert np.array_equal(loaded.extras["masks"], posed.extras["masks"])
     assert loaded.extras["mask_aus"] == list(AU_CODES)
+
+
+def test_au1_2_raise_and_arch_the_brows_and_au5_bares_sclera_above_the_iris():
+    """Surprise as FACS describes it: brows up and curved (more lift mid-brow than at the ends), upper lids up
+    far enough that white shows between the lid and the top of the iris."""
+    from ferops.data.synthfacs.expression import sided_intensities
+    from ferops.data.synthfacs.face_model import build_face
+
+    idt = Identity()
+    rest = build_face(idt, sided_intensities({}))
+    up = build_face(idt, sided_intensities({1: 5, 2: 5}))
+    lift = rest.landmarks["brow_L"][:, 1] - up.landmarks["brow_L"][:, 1]  # y points down: lift > 0
+    assert lift.min() > 0.1
+    assert lift[4] > lift[0] and lift[4] > lift[-1]  # an arch, not a flat raise
+    wide = build_face(idt, sided_intensities({5: 4}))
+    iris_top = -0.47 * idt.eye_width
+    assert rest.landmarks["eye_L"][:, 1].min() > iris_top - 0.01  # at rest the lid covers the top of the iris
+    assert wide.landmarks["eye_L"][:, 1].min() < iris_top - 0.03  # AU5 bares the sclera above it
+
+
+def test_texture_bank_is_deterministic_and_varies_between_people():
+    from ferops.data.synthfacs.shading import textures
+
+    a, b, c = textures(5, 48), textures(5, 48), textures(6, 48)
+    assert np.array_equal(a[0], b[0]) and not np.array_equal(a[0], c[0])
+    mirrored = textures(5 + 64, 48)[0]
+    assert np.array_equal(mirrored, a[0][:, ::-1])

@@ -26,21 +26,30 @@ from ferops.data.synthfacs.mouth import build_mouth
 from ferops.data.synthfacs.primitives import BROAD, MEDIUM, T9, FaceModel, Item, band, curve, ellipse, lin
 
 _CROW = [(np.cos(a), np.sin(a)) for a in (-0.5, -0.1, 0.3, 0.65)]  # crow's feet directions
-
-
-def _u(levels: dict, key: str) -> float:
-    return levels.get(key, 0.0) / 5.0
+# eye profiles along T9 (-1..1 across the eye), built once: lid bulge, its powers, per-side tilt and inner end
+_BUMP = 1 - T9 ** 2
+_BUMP08, _BUMP065 = _BUMP ** 0.8, _BUMP ** 0.65
+_TILT = {sx: -0.012 * sx * T9 for sx in (-1, 1)}
+_INNER = {sx: np.clip(-sx * T9, 0, 1) for sx in (-1, 1)}
+_UNDER_T = T9[1:-1] * 0.85
+# brow profiles along s (0 at the head of the brow .. 1 at its tail)
+_S = np.linspace(0.0, 1.0, 9)
+_S_ARCH, _S_SIN = np.sin(np.pi * _S / 1.3), np.sin(np.pi * _S)
+_S_TAIL15, _S_TAIL12, _S_HEAD12 = (1 - _S) ** 1.5, (1 - _S) ** 1.2, _S ** 1.2
+# forehead line segments (right, centre, left): x, the bow of a line over the forehead, AU1's lift of the centre
+_FOREHEAD = [(xs, 0.05 * (xs / 0.44) ** 2, np.exp(-(xs / 0.15) ** 2))
+             for xs in (np.linspace(-0.44, -0.12, 6), np.linspace(-0.16, 0.16, 6), np.linspace(0.12, 0.44, 6))]
 
 
 def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
+    x = np.minimum(np.maximum(x, 0.0), 1.0)
     return x * x * (3 - 2 * x)
 
 
 def build_face(identity: Identity, levels: dict[str, float]) -> FaceModel:
     """Lay out one face; `levels` are per-side AU intensities from expression.sided_intensities."""
     idt = identity
-    u = {k: _u(levels, k) for k in levels}
+    u = {k: v / 5.0 for k, v in levels.items()}  # intensities 0..5 as fractions of the maximum
     base, relief, hair, neck = _static_parts(idt)
     model = FaceModel(base=list(base), relief=list(relief), n_static_relief=len(relief), n_static_base=len(base))
     geo = _outline(idt, u, model)
@@ -60,7 +69,11 @@ def build_face(identity: Identity, levels: dict[str, float]) -> FaceModel:
 
 
 def _outline(idt: Identity, u: dict, model: FaceModel) -> dict:
-    """Head silhouette; the lower face follows the jaw (AU26 drops it and lengthens the face)."""
+    """Head silhouette; the lower face follows the jaw (AU26 drops it and lengthens the face).
+
+    The AU vocabulary (ferops.data.vocab) has no AU27, so AU26 at high intensity (D-E) carries the
+    mouth-stretch look of a posed surprise: a long face and a tall dark oral cavity (mouth.py).
+    """
     nose_y = idt.nose_length
     jaw_drop = 0.36 * u["26"]
     chin_y = idt.chin_y
@@ -115,13 +128,14 @@ def _static_parts(idt: Identity) -> tuple[tuple[Item, ...], tuple[Item, ...], tu
     relief.append(Item("fill", np.array([[-0.04, -0.02], [0.04, -0.02], [0.1, nose_y - 0.06], [-0.1, nose_y - 0.06]]),
                        "relief", 0.08, width=BROAD))  # nose bridge
     hair = [Item("fill", poly, "hair", 1.0) for poly in front]
-    hair += [Item("line", line, "hair", 0.7 if k % 3 else 1.35, width=0.012) for k, line in enumerate(strands)]
+    tones = [0.7 if k % 3 else 1.35 for k in range(len(strands))]  # grouped by tone: one OpenCV call per tone
+    hair += [Item("line", strands[k], "hair", tones[k], width=0.012) for k in np.argsort(tones, kind="stable")]
     return tuple(base), tuple(relief), tuple(hair), neck
 
 
 def _cheeks_and_folds(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
     """Cheekbones, cheek apples (AU6, AU12 raise them), nasolabial furrows, temples, chin and muzzle relief."""
-    es, age, c = idt.eye_spacing, idt.age, idt.masculinity - 0.5
+    es, age, c = idt.eye_spacing, idt.age ** 2, idt.masculinity - 0.5  # permanent lines deepen late in life
     nose_y, mouth_y, chin_y, jf = geo["nose_y"], geo["mouth_y"], geo["chin_y"], geo["jaw_field"]
     rel = model.relief
     rel.append(Item("fill", jf(ellipse(0.0, mouth_y - 0.02, idt.mouth_width * 1.25, 0.2)), "relief", 0.06, width=BROAD))  # muzzle
@@ -139,7 +153,8 @@ def _cheeks_and_folds(idt: Identity, u: dict, model: FaceModel, geo: dict) -> No
             model.base.append(Item("fill", apple, "skin", 1.0 + 0.04 * raise_amt))
         cx = sx * mw * (1 + 0.36 * u12 + 0.36 * u["20"] - 0.15 * u["23"] - 0.06 * u["24"] - 0.05 * u14
                         - 0.2 * u["26"])
-        cy_corner = (mouth_y - 0.18 * u12 - 0.02 * u14 + 0.12 * u["15"] + 0.025 * u["20"] - 0.015 * u["17"]
+        rest = 0.03 * idt.age - 0.012  # at rest the corners sit a little above the lip line when young, below it when old
+        cy_corner = (mouth_y + rest - 0.23 * u12 - 0.02 * u14 + 0.12 * u["15"] + 0.025 * u["20"] - 0.015 * u["17"]
                      + 0.25 * geo["jaw_drop"])
         corners[side] = (cx, cy_corner)
         fold_depth = 0.04 + 0.3 * age + 1.0 * u12 + 0.6 * u["10"] + 0.45 * u["9"]
@@ -158,24 +173,23 @@ def _cheeks_and_folds(idt: Identity, u: dict, model: FaceModel, geo: dict) -> No
 
 def _forehead_and_brows(idt: Identity, u: dict, model: FaceModel) -> None:
     """AU1/AU2 raise brows and fold the forehead; AU4 lowers and knits them with vertical furrows."""
-    age, c = idt.age, idt.masculinity - 0.5
+    age, c = idt.age ** 2, idt.masculinity - 0.5  # permanent lines deepen late in life
     brow_y = -idt.brow_height
     es, ew = idt.eye_spacing, idt.eye_width
     # forehead lines: AU1 in the centre, AU2 at the sides, age faintly everywhere
     centre = 0.15 * age + u["1"] + 0.35 * u["2"]
     sides = 0.15 * age + u["2"] + 0.35 * u["1"]
     for k in range(4):
-        ly = brow_y - 0.1 - 0.065 * k - 0.05 * max(u["1"], u["2"])
+        ly = brow_y - 0.1 - 0.065 * k - 0.13 * max(u["1"], u["2"])
         if ly < idt.hairline + 0.06:
             break
-        for x0, x1, d in ((-0.44, -0.12, sides), (-0.16, 0.16, centre), (0.12, 0.44, sides)):
+        for (xs, bow, lift), d in zip(_FOREHEAD, (sides, centre, sides)):
             d = d * (1 - 0.2 * k)
             if d > 0.1:
-                xs = lin(x0, x1, 6)
-                ys = ly + 0.05 * (xs / 0.44) ** 2 - 0.025 * u["1"] * np.exp(-(xs / 0.15) ** 2)
-                model.groove(curve(xs, ys), 0.02 * min(d, 1.2), 0.02, paint_tone=1.0 - 0.14 * min(d, 1.2))
+                model.groove(curve(xs, (ly + bow) - (0.025 * u["1"]) * lift), 0.02 * min(d, 1.2), 0.02,
+                             paint_tone=1.0 - 0.14 * min(d, 1.2))
     # glabella: AU4 bunches skin between the brows into vertical furrows and a bulge
-    knit = u["4"] + 0.3 * u["9"] + 0.25 * max(age - 0.6, 0.0)
+    knit = u["4"] + 0.12 * u["9"] + 0.25 * max(age - 0.36, 0.0)
     if knit > 0.08:
         model.relief.append(Item("fill", ellipse(0.0, brow_y + 0.03, 0.1, 0.07), "relief", 0.04 * min(knit, 1), width=MEDIUM))
         for sx in (-1, 1):
@@ -183,42 +197,51 @@ def _forehead_and_brows(idt: Identity, u: dict, model: FaceModel) -> None:
             model.groove(line, 0.03 * min(knit, 1), 0.025, paint_tone=1.0 - 0.25 * min(knit, 1))
 
     bt = idt.brow_thickness
-    s = lin(0.0, 1.0, 9)
+    s = _S
     span = es + ew + 0.04 - 0.08
+    arch = min(u["1"], u["2"]) * max(0.0, 1 - 1.6 * u["4"])  # 1+2: the brow goes up and curves; 1+2+4 (fear): flat
+    # the brows mirror each other: one profile (y, thickness), x flipped per side
+    x_profile = 0.08 + s * span - 0.045 * u["4"] * _S_TAIL15
+    ys = (brow_y - idt.brow_arch * _S_ARCH - 0.012 * s
+          - 0.16 * u["1"] * _S_TAIL15 - 0.12 * u["2"] * _S_HEAD12 * (1 - 0.45 * u["4"])  # 1+2+4: flat, knit
+          - arch * (0.03 + 0.055 * _S_SIN)
+          + 0.11 * u["4"] * _S_TAIL12 * (1 - 0.85 * max(u["1"], 0.7 * u["2"])) + 0.025 * u["4"] + 0.035 * u["9"] * (1 - s))
+    th = bt * (1.15 - 0.6 * s) * (1 + 0.2 * u["4"])
+    brow_top, brow_bottom, tissue_top, tissue_bottom = ys - th / 2, ys + th / 2, ys - th, ys + 2 * th
+    # hairs: short strokes slanting out and up, thicker at the head of the brow
+    hy, h = ys[1::2], bt * (1.1 - 0.5 * s[1::2])
     for sx, name in ((-1, "R"), (1, "L")):
-        xs = sx * (0.08 + s * span - 0.045 * u["4"] * (1 - s) ** 1.5)
-        ys = (brow_y - idt.brow_arch * np.sin(np.pi * s / 1.3) - 0.012 * s
-              - 0.16 * u["1"] * (1 - s) ** 1.5 - 0.12 * u["2"] * s ** 1.2 * (1 - 0.45 * u["4"])  # 1+2+4: flat, knit
-              + 0.11 * u["4"] * (1 - s) ** 1.2 * (1 - 0.85 * max(u["1"], 0.7 * u["2"])) + 0.025 * u["4"] + 0.045 * u["9"] * (1 - s))
-        th = bt * (1.15 - 0.6 * s) * (1 + 0.2 * u["4"])
-        brow = band(xs, ys - th / 2, ys + th / 2)
-        model.relief.append(Item("fill", band(xs, ys - th, ys + 2 * th), "relief", 0.02, width=MEDIUM))  # brow tissue
+        xs = sx * x_profile
+        brow = band(xs, brow_top, brow_bottom)
+        model.relief.append(Item("fill", band(xs, tissue_top, tissue_bottom), "relief", 0.02, width=MEDIUM))  # brow tissue
         model.detail.append(Item("fill", brow, "brow", 1.0))
-        # hairs: short strokes slanting out and up, thicker at the head of the brow
-        hx, hy, h = xs[1::2], ys[1::2], bt * (1.1 - 0.5 * s[1::2])
-        strokes = np.stack([np.stack([hx - sx * 0.02, hy + h * 0.5], 1), np.stack([hx + sx * 0.02, hy - h * 0.55], 1)], 1)
-        model.detail += [Item("line", stroke, "brow", 0.75 if k % 2 else 1.2, width=0.011) for k, stroke in enumerate(strokes)]
+        hx = xs[1::2]
+        strokes = np.empty((len(hx), 2, 2))
+        strokes[:, 0, 0], strokes[:, 0, 1] = hx - sx * 0.02, hy + h * 0.5
+        strokes[:, 1, 0], strokes[:, 1, 1] = hx + sx * 0.02, hy - h * 0.55
+        model.detail += [Item("line", stroke, "brow", 1.2, width=0.011) for stroke in strokes[0::2]]
+        model.detail += [Item("line", stroke, "brow", 0.75, width=0.011) for stroke in strokes[1::2]]
         model.landmarks[f"brow_{name}"] = curve(xs, ys)
 
 
 def _eyes(idt: Identity, u: dict, model: FaceModel) -> None:
     """Sockets, lids, lashes, irises; AU5 widens, AU6/AU7 narrow from below, AU43 closes, AU6 adds crow's feet."""
-    ew, eh, age = idt.eye_width, idt.eye_height, idt.age
+    ew, eh, age = idt.eye_width, idt.eye_height, idt.age ** 2  # permanent lines deepen late in life
+    bump = _BUMP
+    up_h = eh * (1 + 1.4 * u["5"]) * (1 - 0.2 * u["6"]) * (1 - 0.25 * u["7"]) * (1 - 0.15 * u["4"]) * (1 - 0.15 * u["9"])
+    lo_h = 0.55 * eh * (1 - 0.5 * u["6"]) * (1 - 0.6 * u["7"]) * (1 - 0.45 * u["9"])  # AU9 pushes the lower lids up
     for sx, name in ((-1, "R"), (1, "L")):
         cx = sx * idt.eye_spacing
         xs = cx + ew * T9
-        bump = 1 - T9 ** 2
-        up_h = eh * (1 + 0.85 * u["5"]) * (1 - 0.12 * u["6"]) * (1 - 0.25 * u["7"]) * (1 - 0.15 * u["4"])
-        lo_h = 0.55 * eh * (1 - 0.5 * u["6"]) * (1 - 0.6 * u["7"]) * (1 - 0.2 * u["9"])
-        tilt = -0.012 * sx * T9
-        lower_y = tilt + lo_h * bump ** 0.8 - 0.02 * (u["6"] + u["7"]) * bump
-        upper_y = tilt - up_h * bump ** 0.65
+        tilt = _TILT[sx]
+        lower_y = tilt + lo_h * _BUMP08 - (0.035 * u["6"] + 0.02 * u["7"]) * bump  # AU6: smiling eyes
+        upper_y = tilt - up_h * _BUMP065
         upper_y = lower_y + (upper_y - lower_y) * (1 - 0.97 * u["43"])
         opening = np.concatenate([curve(xs, upper_y), curve(xs, lower_y)[::-1][1:-1]])
         model.landmarks[f"eye_{name}"] = opening
         # upper lid: the skin between crease and lashes, shaded darker towards the lashes
         lid = 0.028 + 0.012 * (1 - u["5"]) + 0.03 * u["43"]
-        inner = np.clip(-sx * T9, 0, 1)  # AU1 lifts the inner end of the lid fold (the grief triangle)
+        inner = _INNER[sx]  # AU1 lifts the inner end of the lid fold (the grief triangle)
         crease_y = np.minimum(upper_y - lid * bump - 0.012, -eh - 0.02 + 0.04 * u["4"]) - 0.035 * u["1"] * inner * bump
         model.detail.append(Item("fill", band(xs, crease_y, upper_y), "skin", 0.9))
         model.detail.append(Item("line", curve(xs[1:-1], crease_y[1:-1]), "skin", 0.72, width=0.014))
@@ -248,7 +271,7 @@ def _eyes(idt: Identity, u: dict, model: FaceModel) -> None:
                              0.018, paint_tone=1.0 - 0.22 * min(crow, 1))
         under = 0.7 * u["6"] + 0.25 * u["7"] + 0.35 * age + 0.3 * u["9"]
         if under > 0.1:  # infraorbital furrow under the raised lower lid
-            t = T9[1:-1] * 0.85
+            t = _UNDER_T
             line = curve(cx + ew * t + sx * 0.015, lo_h + 0.055 - 0.025 * u["6"] + 0.025 * (1 - t ** 2))
             model.groove(line, 0.025 * min(under, 1), 0.025, paint_tone=1.0 - 0.2 * min(under, 1))
 

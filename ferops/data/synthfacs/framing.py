@@ -47,8 +47,9 @@ FRAMINGS: dict[str, CropSpec | None] = {
 
 
 def supersampling(size: int) -> int:
-    """Drawing scale: 4x up to 128 px output, 2x beyond."""
-    return 4 if size <= 128 else 2
+    """Drawing scale: 3x up to 48 px output (the default datasets; anti-aliased edges need no more and it is
+    about a tenth cheaper), 4x up to 128 px, 2x beyond. At 64 px, 3x thickened hairline strokes visibly."""
+    return 3 if size <= 48 else 4 if size <= 128 else 2
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _frame(identity: Identity, nuisance: Nuisance, framing: str, size: int) -> F
     corners = np.array([[0, 0, 1], [crop[0], 0, 1], [0, crop[1], 1], [crop[0], crop[1], 1]], float) @ inverse.T
     low = np.floor(corners.min(axis=0)) - 1
     hw = tuple(int(v) for v in (np.ceil(corners.max(axis=0)) - low + 1)[::-1])
-    matrix, crop = eye_geometry(tuple(mid - half - low), tuple(mid + half - low), spec.eye_distance, spec.eye_height,
-                                (size, size))
+    matrix = matrix.copy()
+    matrix[:, 2] += matrix[:, :2] @ low  # the same crop, with canvas coordinates shifted by -low
     pose = Pose(yaw, pitch, nuisance.rotation, unit, -low, identity.face_width)
     return Frame(pose, hw, pose.then(matrix, size / crop[0]), size, matrix, crop)

@@ -14,26 +14,27 @@ from functools import lru_cache
 import numpy as np
 
 from ferops.data.synthfacs.identity import Identity
+from ferops.data.synthfacs.primitives import curve, lin
 
 STYLES = ("short", "side_part", "long", "tied_back", "curly", "receding")
 SKULL_TOP = 1.45  # crown height above the eye line, face units
 
 
 def _arc(rx: float, ry: float, cy: float, start: float, stop: float, num: int) -> np.ndarray:
-    t = np.linspace(start, stop, num)
-    return np.stack([rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+    t = lin(start, stop, num)
+    return curve(rx * np.cos(t), cy + ry * np.sin(t))
 
 
 def _hairline(idt: Identity, fw: float, num: int = 11, part: float | None = None, wave: float = 0.0) -> np.ndarray:
     """Right-to-left (image) hairline across the forehead down to the temples, from the hairline height."""
-    x = np.linspace(fw * 0.98, -fw * 0.98, num)
+    x = (fw * 0.98) * lin(1.0, -1.0, num)
     temple = idt.hairline + 0.32
     y = idt.hairline + (temple - idt.hairline) * (np.abs(x) / fw) ** 2.2
     if part is not None:  # a side part dips the hairline and lifts it on the parting side
         y = y - 0.06 * np.exp(-((x - part) / 0.12) ** 2)
     if wave:
         y = y + wave * np.sin(x * 23.0)
-    return np.stack([x, y], axis=1)
+    return curve(x, y)
 
 
 @lru_cache(maxsize=512)
@@ -74,25 +75,25 @@ def hair_shapes(idt: Identity) -> tuple[list[np.ndarray], list[np.ndarray], list
                                    [sx * (fw - width * 0.6), 0.55 + 0.3 * hl], [sx * (fw - width), 0.1],
                                    [sx * (fw - width * 0.7), -0.35]]))
         if hl > 0.75:  # a fringe down to just above the brows
-            x = np.linspace(fw * 0.9, -fw * 0.9, 9)
+            x = (fw * 0.9) * lin(1.0, -1.0, 9)
             y = -idt.brow_height - 0.1 + 0.03 * np.sin(np.arange(9) * 1.7)
-            front.append(np.concatenate([cap, np.stack([x, y], axis=1)]))
+            front.append(np.concatenate([cap, curve(x, y)]))
 
     # strands: over the top from the parting (or crown) to the hairline, and down the sides of long styles
     origin_x = part if part is not None else 0.0
-    t = np.linspace(0, 1, 6)[None, :, None]
+    t = lin(0.0, 1.0, 6)[None, :, None]
     if style != "receding":
         line = _hairline(idt, fw, num=41)
         end_x = np.where(np.arange(8) % 2, -1.0, 1.0) * rng.uniform(0.1, 0.95, 8) * fw
-        start = np.stack([origin_x + rng.normal(0, 0.06, 8), -SKULL_TOP + rng.uniform(0.05, 0.2, 8)], axis=1)
-        stop = np.stack([end_x, np.interp(-end_x, -line[:, 0], line[:, 1]) - 0.04], axis=1)
-        bend = np.stack([0.1 * np.sign(end_x), np.full(8, -0.05)], axis=1)
+        start = curve(origin_x + rng.normal(0, 0.06, 8), -SKULL_TOP + rng.uniform(0.05, 0.2, 8))
+        stop = curve(end_x, np.interp(-end_x, -line[:, 0], line[:, 1]) - 0.04)
+        bend = curve(0.1 * np.sign(end_x), -0.05)
         strands += list((1 - t) * start[:, None] + t * stop[:, None] + 4 * t * (1 - t) * bend[:, None])
     if side_bottom > 0.4:
         sx = np.where(np.arange(6) % 2, -1.0, 1.0)
         x0 = sx * (fw + rng.uniform(-0.02, hv * 0.8, 6))
-        start = np.stack([x0, np.full(6, -0.4)], axis=1)
-        stop = np.stack([x0 + sx * rng.uniform(0.0, 0.12, 6), np.full(6, side_bottom - 0.05)], axis=1)
-        bend = np.stack([sx * 0.05, np.zeros(6)], axis=1)
+        start = curve(x0, -0.4)
+        stop = curve(x0 + sx * rng.uniform(0.0, 0.12, 6), side_bottom - 0.05)
+        bend = curve(sx * 0.05, 0.0)
         strands += list((1 - t) * start[:, None] + t * stop[:, None] + 4 * t * (1 - t) * bend[:, None])
     return back, front, strands

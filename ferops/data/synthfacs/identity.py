@@ -23,7 +23,7 @@ class Identity:
     eye_spacing: float = 0.39     # half the distance between eye centres
     eye_width: float = 0.17       # half-width of the eye opening
     eye_height: float = 0.062     # upper-lid height above the eye axis
-    brow_thickness: float = 0.045
+    brow_thickness: float = 0.06
     brow_height: float = 0.22     # brow above the eye axis
     brow_arch: float = 0.03
     nose_length: float = 0.52     # nose tip below the eye line
@@ -55,7 +55,7 @@ class Identity:
         u = rng.uniform
         age = float(rng.beta(1.6, 2.6))
         male = rng.random() < 0.4
-        m = float(np.clip(rng.normal(0.82 if male else 0.18, 0.12), 0.0, 1.0))
+        m = min(max(float(rng.normal(0.82 if male else 0.18, 0.12)), 0.0), 1.0)
         c = m - 0.5  # -0.5 female-typical .. +0.5 male-typical
         styles = (0.5, 0.25, 0.05, 0.0, 0.1, 0.1) if male else (0.05, 0.2, 0.4, 0.2, 0.15, 0.0)
         style = int(rng.choice(6, p=np.array(styles) / sum(styles)))
@@ -63,13 +63,13 @@ class Identity:
             style = 0
         return cls(
             face_width=u(0.78, 0.92) + 0.03 * c,
-            jaw_width=float(np.clip(u(0.58, 0.8) + 0.16 * c, 0.5, 0.92)),
+            jaw_width=min(max(float(u(0.58, 0.8) + 0.16 * c), 0.5), 0.92),
             jaw_squareness=u(2.1, 2.9) + 0.8 * c,
             chin_y=u(1.18, 1.36) + 0.06 * c,
             eye_spacing=u(0.36, 0.42),
             eye_width=u(0.155, 0.185),
             eye_height=u(0.052, 0.072) - 0.008 * c,
-            brow_thickness=u(0.035, 0.055) + 0.025 * c,
+            brow_thickness=u(0.05, 0.072) + 0.025 * c,
             brow_height=u(0.2, 0.27) - 0.04 * c,
             brow_arch=u(0.015, 0.05) - 0.02 * c,
             nose_length=u(0.46, 0.58) + 0.03 * c,

@@ -59,7 +59,9 @@ def au_regions(identity: Identity, levels: dict[str, float], model: FaceModel,
             shapes = [brow_band]
         elif code == 4:     # brows down and together, glabella furrows and bulge, lids
             shapes = [rect(-(es + ew + 0.14), es + ew + 0.14, brow_y - 0.2, eh + 0.08)]
-        elif code in (5, 43):
+        elif code == 5:     # upper lids raised (up to 2.4x their height) with their creases
+            shapes = eyes(0.1 + 1.4 * eh, 0.1, 0.06)
+        elif code == 43:
             shapes = eyes(0.12, 0.1, 0.06)
         elif code == 7:     # lids tighten, lower-lid bulge and furrow
             shapes = eyes(0.08, 0.25, 0.07)

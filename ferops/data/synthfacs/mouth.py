@@ -15,33 +15,41 @@ from ferops.data.synthfacs.identity import Identity
 from ferops.data.synthfacs.primitives import BROAD, MEDIUM, T13, FaceModel, Item, band, curve, ellipse, lin
 
 
+# profiles along the mouth (T13: -1 at the subject's right corner .. 1 at the left), built once
+_LEFT = T13 < 0
+_ABS = np.abs(T13)
+_ABS18 = _ABS ** 1.8
+_ARC = 1 - T13 ** 2                       # 1 at the centre, 0 at the corners
+_HUMP = np.sqrt(_ARC)
+_ARC08 = _ARC ** 0.8
+_FLAT = 1 - T13 ** 4
+_CUPID = _ARC ** 0.55 * (1 - 0.22 * np.exp(-(T13 / 0.13) ** 2))
+
+
 def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
     """Lips, their parting (AU25), jaw drop (AU26), teeth and cavity, and the AUs that pull and press them."""
     mouth_y, chin_y, jaw_drop, jf = geo["mouth_y"], geo["chin_y"], geo["jaw_drop"], geo["jaw_field"]
     corners = geo["corners"]
-    mw, age = idt.mouth_width, idt.age
-    ts = T13
-    a = np.abs(ts)
-    corner_x = np.where(ts < 0, -abs(corners["R"][0]), abs(corners["L"][0]))
-    corner_y = np.where(ts < 0, corners["R"][1], corners["L"][1])
-    xs = a * corner_x
+    mw, age = idt.mouth_width, idt.age ** 2  # permanent lines deepen late in life
+    corner_x = np.where(_LEFT, -abs(corners["R"][0]), abs(corners["L"][0]))
+    corner_y = np.where(_LEFT, corners["R"][1], corners["L"][1])
+    xs = _ABS * corner_x
     centre_y = mouth_y + 0.015 * u["15"] - 0.02 * u["17"]
-    line = centre_y + (corner_y - centre_y) * a ** 1.8
-    u12 = np.where(ts < 0, u["R12"], u["L12"])  # per point: a one-sided smile changes one side of the mouth
+    line = centre_y + (corner_y - centre_y) * _ABS18
+    u12 = np.where(_LEFT, u["R12"], u["L12"])  # per point: a one-sided smile changes one side of the mouth
     thin = 1 - 0.5 * u["23"] - 0.55 * u["24"] - 0.3 * u["20"] - 0.12 * u12
     ul = np.maximum(idt.upper_lip * thin, 0.01)
     ll = np.maximum(idt.lower_lip * (thin + 0.15 * u["17"]), 0.012)
-    hump = np.sqrt(np.clip(1 - ts ** 2, 0, 1))
+    hump = _HUMP
     part = (0.025 + 0.08 * u["25"]) * (u["25"] > 0.02) * (1 - u["24"]) * (1 - 0.6 * u["23"])
-    raise10 = 0.08 * u["10"] * (1 - ts ** 4)
+    raise10 = 0.1 * u["10"] * _ARC08  # the centre of the upper lip rises most: an inverted U
     upper_inner = line - raise10 - 0.3 * part * hump - 0.02 * u12 * hump
-    lower_inner = (line + (0.7 * part + 0.85 * jaw_drop) * hump + 0.07 * u["16"] * (1 - ts ** 2) ** 0.8
-                   + 0.05 * u["20"] * (part > 0) * (1 - ts ** 4)  # AU20 pulls the parted lower lip down and flat
-                   - 0.025 * u["17"] * (1 - ts ** 2))
+    lower_inner = (line + (0.7 * part + 0.85 * jaw_drop) * hump + 0.07 * u["16"] * _ARC08
+                   + 0.05 * u["20"] * (part > 0) * _FLAT  # AU20 pulls the parted lower lip down and flat
+                   - 0.025 * u["17"] * _ARC)
     lower_inner = np.maximum(lower_inner, upper_inner)
-    cupid = (1 - ts ** 2) ** 0.55 * (1 - 0.22 * np.exp(-(ts / 0.13) ** 2))
-    upper_outer = upper_inner - ul * cupid - 0.012 * u["10"] * (1 - ts ** 2)
-    lower_outer = lower_inner + ll * (1 - ts ** 2) ** 0.5
+    upper_outer = upper_inner - ul * _CUPID - 0.012 * u["10"] * _ARC
+    lower_outer = lower_inner + ll * _HUMP
     model.landmarks.update(mouth_upper=curve(xs, upper_outer), mouth_lower=curve(xs, lower_outer),
                            mouth_line=curve(xs, line))
     gap = lower_inner - upper_inner
@@ -69,7 +77,7 @@ def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
     model.relief.append(Item("fill", band(xs, lower_inner, lower_outer + 0.01), "relief", 0.045 + 0.03 * u["17"], width=MEDIUM, depth=0.04))
 
     # mentolabial furrow (AU17 deepens it, AU17 raises and dimples the chin boss)
-    ment = 0.25 + 0.9 * u["17"] + 0.2 * age + 0.3 * u["15"]
+    ment = 0.1 + 0.9 * u["17"] + 0.3 * age + 0.3 * u["15"]
     mx = lin(-0.5, 0.5, 7) * mw
     lower_mid = lower_outer[6]
     model.groove(curve(mx, lower_mid + 0.05 + 0.025 * (mx / mw) ** 2), 0.03 * min(ment, 1.3), 0.035,

@@ -49,8 +49,8 @@ class Nuisance:
             )
         if profile == "wild":  # web photos: any pose within ~30 degrees, light mostly from above, cheap optics, JPEG
             return cls(
-                rotation=float(np.clip(rng.normal(0, 10.0), -30, 30)), yaw=u(-0.5, 0.5),
-                pitch=float(np.clip(rng.normal(0, 0.2), -0.5, 0.5)),
+                rotation=min(max(float(rng.normal(0, 10.0)), -30.0), 30.0), yaw=u(-0.5, 0.5),
+                pitch=min(max(float(rng.normal(0, 0.2)), -0.5), 0.5),
                 scale=u(0.9, 1.12), shift_x=float(rng.normal(0, 0.03)), shift_y=float(rng.normal(0, 0.03)),
                 light_angle=float(-90 + rng.normal(0, 50)), light_strength=u(0.3, 0.75), light_elevation=u(20, 65),
                 light_tint=u(-1, 1), brightness=u(0.75, 1.2),

@@ -19,9 +19,9 @@ DOME_HALF_Y = 1.65    # its vertical semi-axis
 
 def head_depth(points: np.ndarray, face_width: float) -> np.ndarray:
     """Depth of the head surface under each (x, y) point, before the point's own relief."""
-    x = points[:, 0] / (face_width * 1.08)
-    y = (points[:, 1] - DOME_CENTRE_Y) / DOME_HALF_Y
-    return DEPTH * np.sqrt(np.clip(1 - x * x - y * y, 0.0, 1.0))
+    x = points[:, 0] * (1.0 / (face_width * 1.08))
+    y = (points[:, 1] - DOME_CENTRE_Y) * (1.0 / DOME_HALF_Y)
+    return DEPTH * np.sqrt(np.minimum(np.maximum(1 - x * x - y * y, 0.0), 1.0))
 
 
 def rotation(yaw: float, pitch: float) -> np.ndarray:
@@ -45,6 +45,7 @@ class Pose:
         self.matrix = unit_px * np.array([[np.cos(roll), np.sin(roll)], [-np.sin(roll), np.cos(roll)]])
         self.offset = np.asarray(offset, float)
         self.face_width, self.unit_px, self.centre_y = face_width, unit_px, centre_y
+        self.full = self.matrix @ self.rot[:2]  # rotation, projection, roll and scale in one 2x3 map
 
     def project(self, points: np.ndarray, depth: np.ndarray | float = 0.0) -> np.ndarray:
         """Rotated, projected face units (before roll/scale/offset)."""
@@ -55,13 +56,20 @@ class Pose:
         return xyz @ self.rot[:2].T
 
     def __call__(self, points: np.ndarray, depth: np.ndarray | float = 0.0) -> np.ndarray:
-        return self.project(points, depth) @ self.matrix.T + self.offset
+        xyz = np.empty((len(points), 3))
+        xyz[:, 0] = points[:, 0]
+        xyz[:, 1] = points[:, 1] - self.centre_y
+        xyz[:, 2] = head_depth(points, self.face_width) + depth
+        out = xyz @ self.full.T
+        out += self.offset
+        return out
 
     def then(self, affine: np.ndarray, scale: float = 1.0) -> "Pose":
         """This pose followed by a 2x3 pixel affine and a uniform rescale (a crop, then a resize)."""
         out = object.__new__(Pose)
         out.rot, out.face_width, out.centre_y = self.rot, self.face_width, self.centre_y
         out.matrix = scale * affine[:, :2] @ self.matrix
+        out.full = out.matrix @ out.rot[:2]
         out.offset = scale * (affine[:, :2] @ self.offset + affine[:, 2])
         out.unit_px = self.unit_px * scale * float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
         return out

@@ -16,8 +16,8 @@ import numpy as np
 BROAD, MEDIUM = 0.07, 0.035  # relief fills: blur (face units) of broad tissue (cheeks, chin) and of parts (nose, lips)
 T9 = np.linspace(-1.0, 1.0, 9)
 T13 = np.linspace(-1.0, 1.0, 13)
-_CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 20, endpoint=False)),
-                    np.sin(np.linspace(0, 2 * np.pi, 20, endpoint=False))], axis=1)
+_ANGLES = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES), np.ones(20)], axis=1)  # homogeneous: one matmul per ellipse
 
 
 @lru_cache(maxsize=None)
@@ -29,24 +29,30 @@ def lin(start: float, stop: float, num: int) -> np.ndarray:
 
 
 def ellipse(cx: float, cy: float, ax: float, ay: float) -> np.ndarray:
-    out = _CIRCLE * (ax, ay)
-    out += (cx, cy)
-    return out
+    return _CIRCLE @ np.array(((ax, 0.0), (0.0, ay), (cx, cy)))
 
 
 def curve(xs, ys) -> np.ndarray:
-    out = np.empty((max(np.size(xs), np.size(ys)), 2))
+    """(n, 2) points from x and y arrays (either may be a scalar)."""
+    n = len(xs) if isinstance(xs, np.ndarray) else len(ys) if isinstance(ys, np.ndarray) else 1
+    out = np.empty((n, 2))
     out[:, 0] = xs
     out[:, 1] = ys
     return out
 
 
 def band(xs, top, bottom) -> np.ndarray:
-    """Closed polygon between two curves over the same xs."""
-    return np.concatenate([curve(xs, top), curve(xs, bottom)[::-1]])
+    """Closed polygon between two curves (arrays) over the same xs."""
+    n = len(xs)
+    out = np.empty((2 * n, 2))
+    out[:n, 0] = xs
+    out[:n, 1] = top
+    out[n:, 0] = xs[::-1]
+    out[n:, 1] = bottom[::-1]
+    return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One drawing primitive in face units; `tone` scales a palette colour (relief: a height offset)."""
 

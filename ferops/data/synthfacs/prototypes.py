@@ -72,7 +72,7 @@ def sample_aus(emotion: str, rng: np.random.Generator, set_name: str = "posed") 
     side = "L" if rng.random() < 0.5 else "R"
 
     def draw(mean: float) -> float:
-        return float(np.clip(rng.normal(mean, jitter["sd"]), jitter["min"], jitter["max"]))
+        return min(max(float(rng.normal(mean, jitter["sd"])), jitter["min"]), jitter["max"])
 
     def key_of(raw) -> str:
         raw = str(raw)

@@ -27,7 +27,8 @@ from ferops.data.synthfacs.masks import au_regions
 from ferops.data.synthfacs.nuisance import Nuisance
 from ferops.data.synthfacs.occluders import occluder_items, paint_clutter
 from ferops.data.synthfacs.primitives import Item
-from ferops.data.synthfacs.shading import SHIFT, height_map, shade, shade_scale, static_relief, textures, to_fixed
+from ferops.data.synthfacs.shading import (SHIFT, height_map, project_items, shade, shade_scale, static_relief, textures,
+                                           to_fixed)
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -60,24 +61,39 @@ def palette(identity: Identity) -> dict[str, np.ndarray]:
 @lru_cache(maxsize=256)
 def _colours(identity: Identity, grey: bool) -> dict:
     """Drawing colours per paint: luma for grey canvases, RGB tuples otherwise (built once per person)."""
-    return {k: float(v @ _LUMA) if grey else tuple(float(c) for c in v) for k, v in palette(identity).items()}
+    paints = palette(identity)
+    rgb = np.array(list(paints.values()), float)
+    values = (rgb @ _LUMA).tolist() if grey else [tuple(c) for c in rgb.tolist()]
+    return dict(zip(paints, values))
 
 
-def _paint_items(canvas: np.ndarray, items: list[Item], pose, colours: dict, grey: bool) -> None:
+def _paint_items(canvas: np.ndarray, items: list[Item], pose, colours: dict, grey: bool, line_type: int = cv2.LINE_AA) -> None:
+    """Draw items in order; consecutive lines of one colour and thickness go to OpenCV in one call.
+
+    Layers the renderer blurs afterwards (the base) need no anti-aliasing: LINE_8 fills are twice as fast.
+    """
     if not items:
         return
-    lengths = [len(it.points) for it in items]
-    pixels = to_fixed(pose(np.concatenate([it.points for it in items]), np.repeat([it.depth for it in items], lengths)))
-    start = 0
-    for it, end in zip(items, np.cumsum(lengths).tolist()):
-        pts = pixels[start:end]
-        start = end
+    unit = pose.unit_px
+    run: list[np.ndarray] = []
+    run_key = None
+    for it, pts in zip(items, project_items(items, pose)):
         base = colours[it.paint]
         colour = (min(255.0, base * it.tone),) if grey else tuple(min(255.0, c * it.tone) for c in base)
         if it.op == "fill":
-            cv2.fillPoly(canvas, [pts], colour, cv2.LINE_AA, SHIFT)
-        else:
-            cv2.polylines(canvas, [pts], False, colour, max(1, int(round(it.width * pose.unit_px))), cv2.LINE_AA, SHIFT)
+            if run:
+                cv2.polylines(canvas, run, False, run_key[0], run_key[1], line_type, SHIFT)
+                run, run_key = [], None
+            cv2.fillPoly(canvas, [pts], colour, line_type, SHIFT)
+            continue
+        key = (colour, max(1, int(round(it.width * unit))))
+        if key != run_key and run:
+            cv2.polylines(canvas, run, False, run_key[0], run_key[1], line_type, SHIFT)
+            run = []
+        run_key = key
+        run.append(pts)
+    if run:
+        cv2.polylines(canvas, run, False, run_key[0], run_key[1], line_type, SHIFT)
 
 
 def _backdrop(model, fr: Frame, nuisance: Nuisance, rng: np.random.Generator, colours: dict, grey: bool) -> np.ndarray:
@@ -90,37 +106,47 @@ def _backdrop(model, fr: Frame, nuisance: Nuisance, rng: np.random.Generator, co
     hw = fr.canvas_hw
     canvas = np.full(hw if grey else (*hw, 3), float(bg @ _LUMA) if grey else bg, np.uint8)
     paint_clutter(canvas, nuisance.clutter, rng, grey)
-    _paint_items(canvas, model.base[:model.n_static_base], fr.pose, colours, grey)
+    _paint_items(canvas, model.base[:model.n_static_base], fr.pose, colours, grey, cv2.LINE_8)
     if nuisance.clutter == 0:
         fr.cache[key] = canvas.copy()
     return canvas
 
 
 def _light(identity: Identity, model, fr: Frame, nuisance: Nuisance, occluders: list[Item], channels: int) -> np.ndarray:
-    """Output-size gain: shading x skin and hair texture x light colour x exposure."""
+    """Output-size gain: shading x skin and hair texture x light colour x exposure.
+
+    What depends only on the pose and the head outline (the shading canvas, the static relief, the texture
+    over skin and hair) is kept in the frame's cache, so the frames of a sequence share it.
+    """
     size = fr.size
-    scale = shade_scale(size)
-    side = int(round(size * scale))
-    margin = side // 4
-    pose = fr.out.then(np.array([[1.0, 0, margin / scale], [0, 1.0, margin / scale]]), scale)
-    hw = (side + 2 * margin, side + 2 * margin)
-    key = ("static_relief", scale)
-    if key not in fr.cache:
-        fr.cache[key] = static_relief(model, pose, hw)
-    height, head, hair = height_map(model, pose, hw, occluders, fr.cache[key], fr.cache)
+    if "light_pose" not in fr.cache:
+        scale = shade_scale(size)
+        side = int(round(size * scale))
+        margin = max(4, side // 8)  # context for blurs and cast shadows at the crop edge
+        pose = fr.out.then(np.array([[1.0, 0, margin / scale], [0, 1.0, margin / scale]]), scale)
+        hw = (side + 2 * margin, side + 2 * margin)
+        fr.cache["light_pose"] = pose, hw, margin, side
+        fr.cache["static_relief"] = static_relief(model, pose, hw)
+    pose, hw, margin, side = fr.cache["light_pose"]
+    height, head, hair = height_map(model, pose, hw, occluders, fr.cache["static_relief"], fr.cache)
     gain = shade(height, pose.unit_px, pose.rot, nuisance)[margin:margin + side, margin:margin + side]
-    head, hair = head[margin:margin + side, margin:margin + side], hair[margin:margin + side, margin:margin + side]
     if side != size:
         gain = cv2.resize(gain, (size, size), interpolation=cv2.INTER_AREA)
-        head = cv2.resize(head, (size, size), interpolation=cv2.INTER_NEAREST)
-        hair = cv2.resize(hair, (size, size), interpolation=cv2.INTER_NEAREST)
-    skin_tex, hair_tex = textures(identity.texture_seed, size)
-    amount = np.where(hair > 0, 0.16 * hair_tex, np.where(head > 0, (0.035 + 0.04 * identity.age) * skin_tex, 0.0))
-    gain = gain * (1.0 + amount) * nuisance.brightness
+    key = ("texture", model.head.tobytes())
+    if key not in fr.cache:
+        head, hair = head[margin:margin + side, margin:margin + side], hair[margin:margin + side, margin:margin + side]
+        if side != size:
+            head = cv2.resize(head, (size, size), interpolation=cv2.INTER_NEAREST)
+            hair = cv2.resize(hair, (size, size), interpolation=cv2.INTER_NEAREST)
+        skin_tex, hair_tex = textures(identity.texture_seed, size)
+        amount = np.where(hair > 0, 0.16 * hair_tex, np.where(head > 0, (0.035 + 0.04 * identity.age) * skin_tex, 0.0))
+        fr.cache[key] = (amount + 1.0).astype(np.float32)
+    gain = gain * fr.cache[key]
+    gain *= nuisance.brightness
     if channels == 1:
         return gain[..., None]
     tint = np.array([1 + 0.12 * nuisance.light_tint, 1 + 0.02 * nuisance.light_tint, 1 - 0.16 * nuisance.light_tint])
-    return gain[..., None] * (tint / (tint @ _LUMA))
+    return gain[..., None] * (tint / (tint @ _LUMA)).astype(np.float32)
 
 
 def _camera(image: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> np.ndarray:
@@ -168,7 +194,7 @@ def render_face(identity: Identity, aus: Mapping, nuisance: Nuisance | None = No
 
     canvas = _backdrop(model, fr, nuisance, rng, colours, grey)
     occluders = occluder_items(identity, nuisance.occlusions, rng)
-    _paint_items(canvas, model.base[model.n_static_base:], fr.pose, colours, grey)
+    _paint_items(canvas, model.base[model.n_static_base:], fr.pose, colours, grey, cv2.LINE_8)
     canvas = cv2.GaussianBlur(canvas, (0, 0), fr.pose.unit_px * 0.012)
     _paint_items(canvas, model.detail, fr.pose, colours, grey)
     _paint_items(canvas, occluders, fr.pose, colours, grey)
