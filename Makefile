@@ -33,11 +33,13 @@ data/raw:
 	mkdir -p data/raw
 	dvc commit --quiet --force data.dvc
 
+# Two workers, one test file each at a time (--dist loadfile keeps a file's module fixtures in one process):
+# the end-to-end file runs beside the rest instead of after it.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 # Prefect: a local server (http://127.0.0.1:4200, left running; log .prefect-server.log) and a deployment of every
 # flow in flows/, served from this directory. In another terminal:
