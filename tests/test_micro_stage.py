@@ -17,18 +17,9 @@ from ferops.data.synthfacs_dataset import synthfacs_dataset
 from ferops.errors import FeropsError
 from ferops.experiments import micro as micro_stage
 from ferops.experiments.leakage import LeakageError
-from ferops.experiments.micro_data import MicroData, load_micro
+from ferops.experiments.micro_data import load_micro
 
-N_SUBJECTS = 3
-
-
-@pytest.fixture(scope="module")
-def tiny_micro() -> MicroData:
-    """Every clip of three subjects, both views (what load_micro gives, cut down to a three-fold LOSO)."""
-    data = load_micro(make_params())
-    keep = np.flatnonzero(np.isin(data.clips.subjects, np.unique(data.clips.subjects)[:N_SUBJECTS]))
-    return MicroData(data.clips.subset(keep), data.lbp_clips.subset(keep), "micro_tiny", data.data_hash, data.source)
-
+N_SUBJECTS = 3  # the tiny_micro fixture's (conftest.py)
 
 def test_micro_end_to_end(tiny_micro, mlflow_store, tmp_path):
     params = make_params({"tracking": {"artifact_root": str(tmp_path / "artifacts")}})

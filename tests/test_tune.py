@@ -99,6 +99,17 @@ def _kill_one_running_trial(storage_url, killed: dict):
                     return
 
 
+def tune_killing_one_trial(params, changes, storage_url: str, out_dir) -> tuple[dict, dict]:
+    """`run_tune` while a watcher SIGKILLs the first worker it finds holding a RUNNING trial: (result, killed)."""
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_one_running_trial, args=(storage_url, killed), daemon=True)
+    killer.start()
+    result = run_tune(params, out_dir=out_dir, params_path=ROOT / "params.yaml", changes=changes)
+    killer.join(timeout=1)
+    assert killed, "no running trial was found to kill"
+    return result, killed
+
+
 def test_two_workers_share_a_study_prune_and_survive_a_killed_worker(tmp_path, mlflow_store):
     journal = f"journal:{tmp_path / 'optuna.journal'}"
     # params.yaml's recipe (lr 0.01) learns the toy bars; the enqueued lr 1e-9 trials cannot, so the
@@ -108,13 +119,7 @@ def test_two_workers_share_a_study_prune_and_survive_a_killed_worker(tmp_path, m
         "tune": {"storage": journal, "trials": 4, "workers": 2,
                  "space": {"train.learning_rate": ["choice", 0.01, 0.000000001]},
                  "enqueue": [{"train.learning_rate": 0.000000001}] * 3}})
-    killed: dict = {}
-    killer = threading.Thread(target=_kill_one_running_trial, args=(journal, killed), daemon=True)
-    killer.start()
-    result = run_tune(params, out_dir=tmp_path / "tune", params_path=ROOT / "params.yaml", changes=changes)
-    killer.join(timeout=1)
-
-    assert killed, "no running trial was found to kill"
+    result, killed = tune_killing_one_trial(params, changes, journal, tmp_path / "tune")
     storage = open_storage(journal, 10)
     study = optuna.load_study(study_name=killed["study"], storage=storage)
     assert study.trials[killed["trial"]].state == optuna.trial.TrialState.FAIL

@@ -1,7 +1,9 @@
 """Stage `micro`: the paper's micro-expression result (Breuer & Kimmel §4, Table 4), scored as the field does now.
 
 CNN+LSTM against LBP-TOP + linear SVM, leave-one-subject-out over the clips'
-subjects, one MLflow parent run with a nested run per left-out subject.
+subjects, one MLflow parent run with a nested run per left-out subject. Each
+subject is an independent job (ferops.experiments.micro_jobs) handed to the
+runner params.yaml's `runner:` names; every runner gives the same metrics.
 Reported like Table 4 plus MEGC 2019's UF1/UAR, for CASME II's 5 classes and
 the 3-class composite, with chance and majority-class rows beside them.
 
@@ -23,22 +25,24 @@ import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut
-from tqdm.auto import tqdm
 
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
+from ferops.errors import FeropsError
 from ferops.evaluation import plot_confusion_matrix, write_csv, write_json
 from ferops.experiments import micro_metrics as mm
-from ferops.experiments.leakage import check_fold
 from ferops.experiments.micro_data import MicroData, load_micro
-from ferops.experiments.micro_train import CnnLstm, lbp_svm, pretrain_cnn
+from ferops.experiments.micro_jobs import (PROTOCOL, LosoJob, LosoSetup, fold_run_name, release, run_loso_fold,
+                                           trainer_for)
+from ferops.experiments.micro_train import CnnLstm, pretrain_cnn
 from ferops.features.lbp_top import lbp_top_features
+from ferops.runners import mapper_for
+from ferops.tracking.job_runs import current_target, keep_only
 from ferops.tracking.lineage import git_commit
 from ferops.tracking.model_logging import log_keras_model
 from ferops.tracking.store import configure
 
 OUT_DIR = Path("outputs/micro")
-PROTOCOL = "loso"
 TASK = "micro_emotion"
 MODELS = {"cnn_lstm": "CNN+LSTM", "lbp_top": "LBP-TOP + SVM"}
 # Breuer & Kimmel 2017, Table 4: CASME II, 5 classes, LOSO accuracy (UF1/UAR not reported).
@@ -68,27 +72,25 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
     with mlflow.start_run(run_name=f"micro-{data.name}") as parent:
         _log_parent(params, data, len(folds))
         pretrained = pretrain_cnn(params, emotion, tuple(clips.images.shape[2:]))
-        trainer = CnnLstm(params, clips, pretrained)
-        for i, (train, test) in enumerate(tqdm(folds, desc="LOSO folds", unit="subject")):
-            subject = str(subjects[test[0]])
-            with mlflow.start_run(run_name=f"loso-{subject}", nested=True):
-                mlflow.set_tags({"ferops.kind": "micro-fold", "ferops.parent_run": parent.info.run_id,
-                                 "micro.test_subject": subject, "cv.protocol": PROTOCOL})
-                trainer.train(train, seed=params.seed + i)
-                svm_scores[test], scaler = lbp_svm(lbp, y, subjects, train, test, mp.lbp_top.svm_c,
-                                                   params.seed + i, len(classes), mp.balance)
-                # The guard runs before the test clips are scored: a leaky fold produces no number.
-                check_fold(f"fold {i} (left-out {subject})", subjects[train], subjects[test],
-                           {**trainer.fitted_on, "LBP-TOP scaler": scaler.subjects_})
-                proba[test] = trainer.predict(test)
-                mlflow.log_params({"fold": i, "test_subject": subject, "n_train": len(train), "n_test": len(test)})
-                mlflow.log_metrics({f"{m}_test_accuracy": float(np.mean(p.argmax(1) == y[test]))
-                                    for m, p in (("cnn_lstm", proba[test]), ("lbp_top", svm_scores[test]))})
-        metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)
-        mlflow.log_metrics(_flat(metrics))
-        record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
-        record["registry"] = (register_final(params, trainer, data, metrics, parent.info.run_id) if mp.register
-                              else {"registered": False, "reason": "micro.register is false"})
+        target = current_target()
+        setup = LosoSetup(parent.info.run_id, params, clips, pretrained, lbp)
+        jobs = [LosoJob(i, setup, train, test, target) for i, (train, test) in enumerate(folds)]
+        try:
+            results = mapper_for(params.runner)(run_loso_fold, jobs)
+            if [r.fold for r in results] != list(range(len(jobs))):  # each subject once, in order
+                raise FeropsError(f"micro: the runner returned folds {[r.fold for r in results]}, "
+                                  f"expected {list(range(len(jobs)))}")
+            # attempts of dead workers: FAILED, so each subject has one finished run, the one used here
+            keep_only(target, {fold_run_name(str(subjects[jobs[r.fold].test[0]])): r.run_id for r in results})
+            for r in results:
+                proba[jobs[r.fold].test], svm_scores[jobs[r.fold].test] = r.proba, r.svm_scores
+            metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)
+            mlflow.log_metrics(_flat(metrics))
+            record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
+            record["registry"] = (register_final(params, trainer_for(setup), data, metrics, parent.info.run_id)
+                                  if mp.register else {"registered": False, "reason": "micro.register is false"})
+        finally:
+            release()
         record["wall_s"] = round(time.perf_counter() - started, 1)
         write_json(metrics, Path(out_dir) / "metrics.json")
         write_json(record, Path(out_dir) / "run.json")

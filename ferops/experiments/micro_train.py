@@ -89,8 +89,9 @@ def pretrain_cnn(params: Params, emotion: Dataset | None, input_shape: tuple[int
     task = emotion_task(emotion.classes)
     y = task.targets(emotion)
     p = _cnn_params(params, epochs)
-    model = build_model(p.model, task.head, input_shape, name="micro_cnn")
-    model = fit(p, task, emotion.images, y, model=model, seed_offset=10_000).model
+    # A builder, not a built model: fit builds it after seeding, so the weights do not depend on what ran before.
+    model = fit(p, task, emotion.images, y, model=lambda: build_model(p.model, task.head, input_shape, name="micro_cnn"),
+                seed_offset=10_000).model
     return [len(emotion.classes), model.get_weights()]
 
 
@@ -105,26 +106,43 @@ def frame_cnn(params: Params, pretrained: list | None, n_classes: int, input_sha
     return replace_head(model, Head(n_classes, "softmax"))
 
 
+def snapshot(model: keras.Model) -> list:
+    """Every variable of `model` with its value now: weights and the dropout layers' seed-generator states.
+
+    get_weights() leaves the seed states out; a reused model would then draw other dropout masks
+    than a fresh one, and a fold's result would depend on which folds its process trained before.
+    """
+    return [(variable, np.array(variable.numpy())) for variable in model.variables]
+
+
+def restore(saved: list) -> None:
+    for variable, value in saved:
+        variable.assign(value)
+
+
 class Resettable:
     """A model compiled once and put back to its starting weights and optimizer state for every fold.
 
     LOSO trains the same architecture once per subject (27 times on CASME II's 26). Keras
     traces a fresh model's training step anew, 2-4 s each on 2 CPU cores: more than the
-    training itself at the micro stage's sizes. Resetting weights, Adam's moments and its step
-    count (the learning-rate decay restarts) gives every fold the same start a new model would.
+    training itself at the micro stage's sizes. Resetting weights, dropout seeds, Adam's moments and
+    its step count (the learning-rate decay restarts) gives every fold the same start a new model would.
     The recipe is fit's: compile_model (Adam, inverse-time decay, the task's loss) and its
     augmented image stream; only the model is reused.
     """
 
     def __init__(self, model: keras.Model, params: Params, task):
         self.model, self.params, self.task = compile_model(model, params, task), params, task
-        self.start = model.get_weights()
+        self.start = snapshot(model)
+
+    def reset(self) -> None:
+        restore(self.start)
+        for variable in self.model.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
 
     def train(self, x, y: np.ndarray, epochs: int, seed: int, augment: bool, balance: bool = False) -> keras.Model:
         keras.utils.set_random_seed(seed)
-        self.model.set_weights(self.start)
-        for variable in self.model.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
+        self.reset()
         batch = self.params.train.batch_size
         if augment:
             ds = training_stream(x, y, batch, self.params.train.augment, seed)
@@ -149,19 +167,21 @@ class CnnLstm:
         self.features = feature_extractor(cnn)
         self.head = Resettable(lstm_head(self.model), params, emotion_task(clips.classes))
         self.frame_classes = frame_classes
+        self.model_start = snapshot(self.model)  # the frozen backbone's dropout seeds, used by the fine-tuning
 
     def train(self, train: np.ndarray, seed: int) -> keras.Model:
         """The CNN+LSTM trained on the clips `train` only (the returned model is reused by the next call)."""
         mp, images = self.params.micro, self.clips.images
         subjects = self.clips.subjects
         self.fitted_on = {}  # whose clips each trained piece saw, for the leakage guard
+        restore(self.model_start)
         if mp.cnn.epochs:
             rows = np.isin(self.clip_idx, train)
             self.fitted_on["CNN fine-tuning frames"] = frozenset(subjects[self.clip_idx[rows]])
             self.cnn.train(images[self.clip_idx[rows], self.time_idx[rows]], self.frame_y[rows], mp.cnn.epochs,
                            seed, augment=True, balance=mp.balance)
         else:
-            self.cnn.model.set_weights(self.cnn.start)
+            self.cnn.reset()
         load_backbone(self.model, self.cnn.model)
         self.head.train(self.clip_features(train), self.clips.labels[train], mp.lstm.epochs, seed, augment=False,
                         balance=mp.balance)

@@ -13,35 +13,36 @@ fold it never saw (folds grouped by subject; image-level where B has no
 subject ids, and the table says so), so a cell's accuracy is pooled over all
 of B's rows, each scored once. Each cell is a nested MLflow run with the
 lineage (content hashes) of both datasets.
+
+Source models and cells are independent jobs (ferops.experiments.transfer_jobs)
+handed to the runner params.yaml's `runner:` names, in two waves: the source
+models and the diagonal, then the off-diagonal cells, each given its source
+model's bytes. Every runner gives the same tables.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ferops.config import Params, flatten, replace
 from ferops.data.dataset import Dataset
 from ferops.data.formats._images import stack_images
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
-from ferops.models.cnn import CONV_LAYERS, replace_head
-from ferops.models.heads import Head
-from ferops.tracking.epoch_logger import EpochLogger
+from ferops.experiments.transfer_jobs import (MODES, WITHIN, CellJob, Domain, SourceJob, run_job, source_run_name,
+                                              zero_shot_predictions)
+from ferops.runners import mapper_for
+from ferops.tracking.job_runs import current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
-from ferops.train.fit import fit, predict_proba
-from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.folds import describe_protocol, make_folds
 from ferops.train.tasks import emotion_task
 
 OUT_DIR = Path("outputs/transfer")
-MODES = ("zero_shot", "frozen", "fine_tuned")
-WITHIN = "within"  # the diagonal: CV from scratch on B itself
 
 
 def load_emotion_dataset(path: str | Path, size: int, channels: int) -> Dataset:
@@ -55,23 +56,6 @@ def load_emotion_dataset(path: str | Path, size: int, channels: int) -> Dataset:
         images, _, _ = stack_images(list(dataset.images), channels, (size, size))
         dataset = Dataset(images, dataset.manifest, dataset.classes, dataset.name, dataset.extras)
     return dataset
-
-
-def zero_shot_predictions(probs: np.ndarray, source: tuple[str, ...], target: tuple[str, ...],
-                          y_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(mask of scorable rows, predicted target indices, target classes the source lacks).
-
-    A source model can only be right about classes it knows, so rows of other
-    classes are excluded (and listed), and its prediction is the best-scoring
-    class the target has.
-    """
-    shared = [c for c in target if c in source]
-    if not shared:
-        raise FeropsError(f"no emotion class in common between {list(source)} and {list(target)}")
-    columns = [source.index(c) for c in shared]
-    pred = np.array([target.index(shared[j]) for j in probs[:, columns].argmax(axis=1)])
-    scorable = np.isin(np.asarray(target)[y_target], shared)
-    return scorable, pred, [c for c in target if c not in source]
 
 
 def plot_matrix(table: pd.DataFrame, path: Path, title: str) -> Path:
@@ -91,70 +75,6 @@ def plot_matrix(table: pd.DataFrame, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-class _Transfer:
-    """The state one `run_transfer` call shares between its cells (params, datasets, folds, saved models)."""
-
-    def __init__(self, params: Params, datasets: list[Dataset], paths: list[str], work: Path):
-        self.p = replace(params, **{"model.width": params.transfer.width, "train.epochs": params.transfer.epochs})
-        self.finetune = replace(self.p, **{"train.learning_rate":
-                                           self.p.train.learning_rate * params.transfer.finetune_lr_scale})
-        self.datasets, self.paths, self.work = datasets, paths, work
-        self.tasks = [emotion_task(d.classes) for d in datasets]
-        self.targets = [t.targets(d) for t, d in zip(self.tasks, datasets)]
-        self.folds = [make_folds(y, d.subjects, params.transfer.folds, "subject", params.seed)
-                      for y, d in zip(self.targets, datasets)]
-
-    def train(self, b: int, rows: np.ndarray, *, params: Params | None = None, model=None, run_name: str,
-              seed_offset: int) -> keras.Model:
-        """Fit on B's `rows`, validating on an inner split of their subjects (never on a test fold)."""
-        d, y = self.datasets[b], self.targets[b]
-        fit_rows, val_rows = inner_split(rows, d.subjects, self.p.train.validation_fraction,
-                                         self.p.seed + seed_offset)
-        with mlflow.start_run(run_name=run_name, nested=True) as run:
-            mlflow.set_tags({"ferops.kind": "transfer-fit"})
-            mlflow.log_params({"n_fit": len(fit_rows), "n_validation": len(val_rows)})
-            result = fit(params or self.p, self.tasks[b], d.images[fit_rows], y[fit_rows], d.images[val_rows],
-                         y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=seed_offset)
-        return result.model
-
-    def source_model(self, a: int) -> keras.Model:
-        """A fresh copy of the model trained on all of A (saved once, reloaded per use: cells must not share weights)."""
-        path = self.work / f"source-{a}.keras"
-        if not path.exists():
-            model = self.train(a, np.arange(len(self.datasets[a])), run_name=f"source-{self.datasets[a].name}",
-                               seed_offset=1000 + a)
-            model.save(path)
-        return keras.models.load_model(path)
-
-    def cell(self, a: int, b: int, mode: str) -> dict:
-        """Pooled accuracy of one (train A, test B, mode) cell over all of B's folds."""
-        d, y = self.datasets[b], self.targets[b]
-        pred, scorable, excluded = np.full(len(y), -1), np.ones(len(y), bool), []
-        n_folds = int(self.folds[b].max()) + 1
-        if mode == "zero_shot":
-            probs = predict_proba(self.source_model(a), d.images)
-            scorable, pred, excluded = zero_shot_predictions(probs, self.datasets[a].classes, d.classes, y)
-        else:
-            for f in range(n_folds):
-                test, train = np.flatnonzero(self.folds[b] == f), np.flatnonzero(self.folds[b] != f)
-                name = f"fold-{f}"
-                if mode == WITHIN:
-                    model = self.train(b, train, run_name=name, seed_offset=f)
-                else:
-                    head = Head(len(d.classes), "softmax")
-                    frozen = CONV_LAYERS if mode == "frozen" else ()
-                    base = replace_head(self.source_model(a), head, freeze=frozen)
-                    model = self.train(b, train, model=base, run_name=name, seed_offset=f,
-                                       params=self.finetune if mode == "fine_tuned" else self.p)
-                pred[test] = predict_proba(model, d.images[test]).argmax(axis=1)  # the fold, once, after training
-                keras.backend.clear_session()
-        accuracy = float((pred[scorable] == y[scorable]).mean())
-        fold_acc = [float((pred[m] == y[m]).mean()) for f in range(n_folds)
-                    if (m := scorable & (self.folds[b] == f)).any()]
-        return {"accuracy": accuracy, "fold_accuracy": fold_acc, "n_scored": int(scorable.sum()),
-                "excluded_classes": excluded}
-
-
 def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
     """The `transfer` stage: N x N accuracy tables for zero-shot, frozen and fine-tuned transfer."""
     t = params.transfer
@@ -166,33 +86,42 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
     if len(set(names)) != len(names):
         raise FeropsError(f"transfer.datasets: dataset names must differ, got {names}")
     out_dir = Path(out_dir)
-    work = out_dir / ".models"
-    work.mkdir(parents=True, exist_ok=True)
-    for old in work.glob("*.keras"):
-        old.unlink()  # models of an earlier run are not this run's sources
-    state = _Transfer(params, datasets, list(t.datasets), work)
+    p = replace(params, **{"model.width": t.width, "train.epochs": t.epochs})
+    finetune = replace(p, **{"train.learning_rate": p.train.learning_rate * t.finetune_lr_scale})
+    domains = []
+    for d in datasets:
+        y = emotion_task(d.classes).targets(d)
+        domains.append(Domain(d.name, d.classes, d.images, y, d.subjects,
+                              make_folds(y, d.subjects, t.folds, "subject", params.seed)))
     protocols = {d.name: describe_protocol("subject", d.subjects_known) for d in datasets}
     cells = []
     lineage = lineage_tags({f"data.{d.name}": path for d, path in zip(datasets, t.datasets)})
 
     with mlflow.start_run(run_name="transfer") as parent:
-        mlflow.log_params(flatten(state.p))
+        mlflow.log_params(flatten(p))
         mlflow.set_tags({**lineage, "ferops.kind": "transfer", "transfer.datasets": ",".join(names)})
-        plan = [(b, b, WITHIN) for b in range(len(datasets))]
-        plan += [(a, b, mode) for a in range(len(datasets)) for b in range(len(datasets)) if a != b for mode in MODES]
-        for a, b, mode in tqdm(plan, desc="transfer cells", unit="cell"):
-            source, target = names[a], names[b]
-            with mlflow.start_run(run_name=f"{source}->{target} {mode}", nested=True) as run:
-                mlflow.set_tags({**lineage_tags({"source": t.datasets[a], "target": t.datasets[b]}),
-                                 "ferops.kind": "transfer-cell", "transfer.mode": mode,
-                                 "transfer.source": source, "transfer.target": target,
-                                 "cv.protocol_description": protocols[target]})
-                result = state.cell(a, b, mode)
-                mlflow.log_metrics({"accuracy": result["accuracy"], "n_scored": result["n_scored"]})
-                if result["excluded_classes"]:
-                    mlflow.set_tag("transfer.excluded_classes", ",".join(result["excluded_classes"]))
-            cells.append({"train": source, "test": target, "mode": mode, **result, "run_id": run.info.run_id,
-                          "protocol": protocols[target]})
+        target, mapper, n = current_target(), mapper_for(params.runner), len(datasets)
+
+        def cell(a: int, b: int, mode: str, model: bytes | None = None) -> CellJob:
+            tags = {**lineage_tags({"source": t.datasets[a], "target": t.datasets[b]}), "ferops.kind": "transfer-cell",
+                    "transfer.mode": mode, "transfer.source": names[a], "transfer.target": names[b],
+                    "cv.protocol_description": protocols[names[b]]}
+            return CellJob(names[a], datasets[a].classes, mode, domains[b], p, finetune, tags, target, model)
+
+        # Wave 1: every source model and the diagonal; wave 2: the off-diagonal cells, given their source's bytes.
+        first = mapper(run_job, [SourceJob(a, domains[a], p, target) for a in range(n)]
+                       + [cell(b, b, WITHIN) for b in range(n)])
+        sources = first[:n]
+        off = [(a, b, mode) for a in range(n) for b in range(n) if a != b for mode in MODES]
+        plan = [(b, b, WITHIN) for b in range(n)] + off
+        results = first[n:] + mapper(run_job, [cell(a, b, mode, sources[a].model) for a, b, mode in off])
+        if len(results) != len(plan):  # a runner must return each job once
+            raise FeropsError(f"transfer: the runner returned {len(results)} cells, expected {len(plan)}")
+        keep_only(target, {source_run_name(names[a]): r.run_id for a, r in enumerate(sources)}
+                  | {f"{names[a]}->{names[b]} {mode}": r.run_id for (a, b, mode), r in zip(plan, results)})
+        for (a, b, mode), r in zip(plan, results):
+            cells.append({"train": names[a], "test": names[b], "mode": mode, **r.metrics, "run_id": r.run_id,
+                          "protocol": protocols[names[b]]})
 
         long = pd.DataFrame(cells)
         long["excluded_classes"] = long["excluded_classes"].map(",".join)
@@ -214,9 +143,6 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
             mlflow.log_metric(f"{mode}_off_diagonal_mean", metrics[mode]["off_diagonal_mean"])
         metrics["within_mean"] = float(long.loc[long["mode"] == WITHIN, "accuracy"].mean())
         mlflow.log_metric("within_mean", metrics["within_mean"])
-    for old in work.glob("*.keras"):
-        old.unlink()
-    work.rmdir()
     write_json(metrics, out_dir / "metrics.json")
     write_json({"run_id": parent.info.run_id, "datasets": names, "protocols": protocols,
                 "definitions": {"accuracy": "pooled over the target's folds; each row scored once by a model "

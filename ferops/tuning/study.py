@@ -11,10 +11,14 @@ trial marked FAIL at once, that trial is enqueued again (RetryHeartbeatStaleTria
 and a replacement worker joins, so the study still ends with `tune.trials`
 finished trials. Trials run by workers on other machines (an RDB storage) are
 covered by Optuna's heartbeat instead.
+
+With `runner.kind: dask` the workers are Dask tasks instead of child processes
+(run_dask_workers), so they can run on other machines sharing the storage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -36,10 +40,12 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from ferops.config import Params, flatten, load_params
+from ferops.config import Params, flatten, load_params, overlay
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.pipeline import load_processed
+from ferops.runners import mapper_for
+from ferops.tracking.job_runs import portable_uri
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.run_safety import process_tags
 from ferops.tracking.store import configure
@@ -83,13 +89,21 @@ def make_pruner(params: Params) -> optuna.pruners.BasePruner:
 
 # ---------------------------------------------------------------- the worker side
 
-def work(plan: dict, worker: int) -> None:
-    """Run trials of every study in the plan until each has `tune.trials` finished trials."""
+def work(plan: dict, worker: int, recover: bool = False) -> None:
+    """Run trials of every study in the plan until each has `tune.trials` finished trials.
+
+    `recover`: first fail (and enqueue again) the trials of dead workers on this host: a Dask task
+    rerun after its worker process died starts here, with nobody else to clean up after it.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "tracking_uri" in plan:  # a Dask worker's own environment may name another store
+        os.environ["MLFLOW_TRACKING_URI"] = plan["tracking_uri"]
     params = load_params(plan["params_path"], plan["changes"])
     configure(params.tracking)
     dataset, y, folds = emotion_folds(load_processed(params), params)
     storage = open_storage(params.tune.storage, params.tune.heartbeat_s)
+    if recover:
+        recover_dead_trials(storage, plan, params)
     for entry in plan["studies"]:
         fold, run_id = entry["fold"], entry["run_id"]
         study = optuna.load_study(study_name=entry["name"], storage=storage,
@@ -127,10 +141,14 @@ def work(plan: dict, worker: int) -> None:
 
 # ---------------------------------------------------------------- the supervisor side
 
-def recover_dead_trials(storage, plan: dict, params: Params, alive=psutil.pid_exists) -> list[int]:
-    """FAIL (and enqueue again) the RUNNING trials whose worker process on this host is gone."""
+def recover_dead_trials(storage, plan: dict, params: Params, alive=psutil.pid_exists, retry: bool = True) -> list[int]:
+    """FAIL (and, with `retry`, enqueue again) the RUNNING trials whose worker process on this host is gone.
+
+    Only this host's workers can be checked (by pid); a worker on another machine is
+    covered by an RDB storage's heartbeat, or by a later `ferops tune` on its own host.
+    """
     host = socket.gethostname()
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+    enqueue = RetryHeartbeatStaleTrialCallback(max_retry=1) if retry else (lambda study, trial: None)
     client = MlflowClient()
     recovered = []
     for entry in plan["studies"]:
@@ -141,12 +159,12 @@ def recover_dead_trials(storage, plan: dict, params: Params, alive=psutil.pid_ex
             if name != host or not pid.isdigit() or alive(int(pid)):
                 continue
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            retry(study, storage.get_trial(trial._trial_id))
+            enqueue(study, storage.get_trial(trial._trial_id))
             if "mlflow_run_id" in trial.user_attrs:
                 client.set_tag(trial.user_attrs["mlflow_run_id"], "optuna.state", "FAIL")
                 client.set_terminated(trial.user_attrs["mlflow_run_id"], "FAILED")
             print(f"tune: worker {worker} died during fold {entry['fold']} trial {trial.number}: "
-                  f"marked FAIL, enqueued again", flush=True)
+                  f"marked FAIL{', enqueued again' if retry else ''}", flush=True)
             recovered.append(trial.number)
     return recovered
 
@@ -177,6 +195,45 @@ def run_workers(plan: dict, plan_path: Path, n: int, storage, params: Params) ->
             replacements += 1
             procs[k] = start(k)
             print(f"tune: worker {k} exited with code {code}; started a replacement (pid {procs[k].pid})", flush=True)
+
+
+def portable_plan(plan: dict, params: Params) -> dict:
+    """The plan with every path absolute and the tracking store named: what a Dask worker anywhere needs.
+
+    Workers on other machines need the same paths (a shared filesystem, or the same checkout and
+    data at the same place) and a storage they can all reach (an RDB URL; a journal on shared disk).
+    """
+    storage = params.tune.storage
+    if storage.startswith("journal:"):
+        storage = f"journal:{Path(storage.removeprefix('journal:')).resolve()}"
+    changes = overlay(plan["changes"], {"dataset": {"processed_dir": str(Path(params.dataset.processed_dir).resolve())},
+                                        "tune": {"storage": portable_uri(storage) if storage.startswith("sqlite")
+                                                 else storage}})
+    return {**plan, "params_path": str(Path(plan["params_path"]).resolve()), "changes": changes,
+            "tracking_uri": portable_uri(mlflow.get_tracking_uri())}
+
+
+def dask_work(job: tuple[dict, int]) -> int:
+    """One tune worker as a Dask task: recover this host's dead workers' trials (a rerun follows a death), then work."""
+    plan, k = job
+    work(plan, k, recover=True)
+    return k
+
+
+def run_dask_workers(plan: dict, n: int, storage, params: Params) -> None:
+    """n workers as Dask tasks on params.runner's cluster (a LocalCluster of n processes without an address;
+    in a Prefect flow, the flow's task runner).
+
+    A task whose worker process dies is run again by Dask on another worker (up to
+    distributed.scheduler.allowed-failures); the rerun first fails the dead attempt's trial and
+    enqueues it again when both ran on one host (the pid is checked). A dead worker on another
+    host is not visible that way: with an RDB storage Optuna's heartbeat fails its trial once it
+    is silent for 3 x tune.heartbeat_s (any live worker does it at its next trial) and retries it;
+    with a journal or SQLite file it stays RUNNING until a `ferops tune` on that host resumes the study.
+    """
+    portable = portable_plan(plan, params)
+    mapper_for(dataclasses.replace(params.runner, workers=n))(dask_work, [(portable, k) for k in range(n)])
+    recover_dead_trials(storage, plan, params, retry=False)  # this host's leftovers; the studies are complete
 
 
 def _plots(study: optuna.Study, out_dir: Path) -> list[Path]:
@@ -273,6 +330,8 @@ def run_tune(params: Params, out_dir: Path = OUT_DIR, workers: int | None = None
         recover_dead_trials(storage, plan, params)  # a resumed study: trials of workers that died last time
         if workers == 1:
             work(plan, 0)
+        elif params.runner.kind == "dask":
+            run_dask_workers(plan, workers, storage, params)
         else:
             with tempfile.TemporaryDirectory(prefix="ferops-tune-") as tmp:
                 plan_path = Path(tmp, "plan.json")

@@ -1,0 +1,185 @@
+"""Transfer's trainings as independent jobs (ferops.runners): source models and cells, each in its own nested run.
+
+Two kinds of job, in two waves (the off-diagonal cells need the source models):
+- SourceJob: the emotion CNN trained on all of dataset A, returned as .keras
+  bytes, so a cell on another machine gets its source model in the job itself;
+- CellJob: one (train A, test B, mode) cell, pooled over B's folds; a fold
+  that trains opens a nested `fold-k` run under the cell's run.
+
+A job carries its dataset's arrays (images, targets, subjects, folds), not a
+path, and seeds everything it builds from (seed, fold): loading the source model
+and giving it a new head draw their layer seeds privately, so a cell's result
+depends neither on the process that ran it nor on what that process ran before.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+
+from ferops.config import Params
+from ferops.errors import FeropsError
+from ferops.models.cnn import CONV_LAYERS, replace_head
+from ferops.models.heads import Head
+from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.job_runs import RunTarget, child_run
+from ferops.train.fit import fit, predict_proba, private_layer_seeds
+from ferops.train.folds import inner_split
+from ferops.train.tasks import emotion_task
+
+MODES = ("zero_shot", "frozen", "fine_tuned")
+WITHIN = "within"  # the diagonal: CV from scratch on B itself
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One dataset as the jobs use it: emotion-labelled images at the common size, targets, subjects, folds."""
+    name: str
+    classes: tuple[str, ...]
+    images: np.ndarray
+    y: np.ndarray
+    subjects: np.ndarray
+    folds: np.ndarray  # B's subject-grouped folds: a cell's fold f trains on folds != f and scores fold f once
+
+
+@dataclass(frozen=True)
+class SourceJob:
+    index: int  # seeds: 1000 + index, as the source models always had
+    data: Domain
+    params: Params
+    target: RunTarget
+
+
+@dataclass(frozen=True)
+class CellJob:
+    source: str
+    source_classes: tuple[str, ...]
+    mode: str  # within | zero_shot | frozen | fine_tuned
+    data: Domain  # the target dataset B
+    params: Params
+    finetune: Params  # fine_tuned cells: params with the lowered learning rate
+    tags: dict[str, str]
+    target: RunTarget
+    model: bytes | None  # the source model (.keras bytes); None on the diagonal
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.source}->{self.data.name} {self.mode}"
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    run_id: str
+    model: bytes
+
+
+@dataclass(frozen=True)
+class CellResult:
+    run_id: str
+    metrics: dict  # accuracy, fold_accuracy, n_scored, excluded_classes
+
+
+def source_run_name(name: str) -> str:
+    return f"source-{name}"
+
+
+def zero_shot_predictions(probs: np.ndarray, source: tuple[str, ...], target: tuple[str, ...],
+                          y_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(mask of scorable rows, predicted target indices, target classes the source lacks).
+
+    A source model can only be right about classes it knows, so rows of other
+    classes are excluded (and listed), and its prediction is the best-scoring
+    class the target has.
+    """
+    shared = [c for c in target if c in source]
+    if not shared:
+        raise FeropsError(f"no emotion class in common between {list(source)} and {list(target)}")
+    columns = [source.index(c) for c in shared]
+    pred = np.array([target.index(shared[j]) for j in probs[:, columns].argmax(axis=1)])
+    scorable = np.isin(np.asarray(target)[y_target], shared)
+    return scorable, pred, [c for c in target if c not in source]
+
+
+def model_bytes(model: keras.Model) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="ferops-transfer-") as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def load_model_bytes(blob: bytes) -> keras.Model:
+    """A fresh copy of a saved model (cells must not share weights)."""
+    with tempfile.TemporaryDirectory(prefix="ferops-transfer-") as tmp:
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(blob)
+        return keras.models.load_model(path)
+
+
+def _fit(params: Params, data: Domain, rows: np.ndarray, run, *, model=None, seed_offset: int) -> keras.Model:
+    """Fit on `rows` in the active run `run`, validating on an inner split of their subjects (never a test fold)."""
+    fit_rows, val_rows = inner_split(rows, data.subjects, params.train.validation_fraction, params.seed + seed_offset)
+    mlflow.log_params({"n_fit": len(fit_rows), "n_validation": len(val_rows)})
+    return fit(params, emotion_task(data.classes), data.images[fit_rows], data.y[fit_rows], data.images[val_rows],
+               data.y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=seed_offset).model
+
+
+def run_source(job: SourceJob) -> SourceResult:
+    """The model trained on all of A, in its own nested run under the transfer parent."""
+    with child_run(job.target, source_run_name(job.data.name), {"ferops.kind": "transfer-fit"}) as run:
+        model = _fit(job.params, job.data, np.arange(len(job.data.y)), run, seed_offset=1000 + job.index)
+        blob = model_bytes(model)
+    keras.backend.clear_session()
+    return SourceResult(run.info.run_id, blob)
+
+
+def _fold_model(job: CellJob, train: np.ndarray, fold: int) -> keras.Model:
+    if job.mode == WITHIN:
+        return _fit(job.params, job.data, train, mlflow.active_run(), seed_offset=fold)
+    with private_layer_seeds(job.params.seed + fold):  # the loaded layers' and the new head's seeds
+        frozen = CONV_LAYERS if job.mode == "frozen" else ()
+        base = replace_head(load_model_bytes(job.model), Head(len(job.data.classes), "softmax"), freeze=frozen)
+    params = job.finetune if job.mode == "fine_tuned" else job.params
+    return _fit(params, job.data, train, mlflow.active_run(), model=base, seed_offset=fold)
+
+
+def cell_metrics(job: CellJob) -> dict:
+    """Pooled accuracy of one (train A, test B, mode) cell over all of B's folds."""
+    d = job.data
+    pred, scorable, excluded = np.full(len(d.y), -1), np.ones(len(d.y), bool), []
+    n_folds = int(d.folds.max()) + 1
+    if job.mode == "zero_shot":
+        probs = predict_proba(load_model_bytes(job.model), d.images)
+        scorable, pred, excluded = zero_shot_predictions(probs, job.source_classes, d.classes, d.y)
+    else:
+        for f in range(n_folds):
+            test, train = np.flatnonzero(d.folds == f), np.flatnonzero(d.folds != f)
+            with mlflow.start_run(run_name=f"fold-{f}", nested=True):
+                mlflow.set_tags({"ferops.kind": "transfer-fit"})
+                model = _fold_model(job, train, f)
+            pred[test] = predict_proba(model, d.images[test]).argmax(axis=1)  # the fold, once, after training
+            keras.backend.clear_session()
+    accuracy = float((pred[scorable] == d.y[scorable]).mean())
+    fold_acc = [float((pred[m] == d.y[m]).mean()) for f in range(n_folds) if (m := scorable & (d.folds == f)).any()]
+    return {"accuracy": accuracy, "fold_accuracy": fold_acc, "n_scored": int(scorable.sum()),
+            "excluded_classes": excluded}
+
+
+def run_cell(job: CellJob) -> CellResult:
+    """One cell in its own nested run under the transfer parent."""
+    with child_run(job.target, job.run_name, job.tags) as run:
+        result = cell_metrics(job)
+        mlflow.log_metrics({"accuracy": result["accuracy"], "n_scored": result["n_scored"]})
+        if result["excluded_classes"]:
+            mlflow.set_tag("transfer.excluded_classes", ",".join(result["excluded_classes"]))
+    keras.backend.clear_session()
+    return CellResult(run.info.run_id, result)
+
+
+def run_job(job: SourceJob | CellJob) -> SourceResult | CellResult:
+    """The one function a runner maps over a wave that mixes source models and cells."""
+    return run_source(job) if isinstance(job, SourceJob) else run_cell(job)
