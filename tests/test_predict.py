@@ -52,7 +52,8 @@ def test_a_folder_of_mixed_images_scores_every_readable_face_and_names_the_broke
     (folder / "sub").mkdir(parents=True)
     cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(still(1), cv2.COLOR_RGB2GRAY))
     cv2.imwrite(str(folder / "rgb.png"), _bgr(still(3)))
-    cv2.imwrite(str(folder / "sub" / "rgba.png"), cv2.cvtColor(still(4), cv2.COLOR_RGB2BGRA))
+    # Scenes whose face Haar finds: it misses 4 of stills 0-59 (4, 14, 19, 31), a detector limit, not a format one.
+    cv2.imwrite(str(folder / "sub" / "rgba.png"), cv2.cvtColor(still(2), cv2.COLOR_RGB2BGRA))
     cv2.imwrite(str(folder / "sub" / "deep.png"), _bgr(still(5)).astype(np.uint16) * 257)  # 16-bit PNG
     cv2.imwrite(str(folder / "photo.jpg"), _bgr(still(6)), [cv2.IMWRITE_JPEG_QUALITY, 95])
     cv2.imwrite(str(folder / "two.png"), _bgr(still(7, faces=2)))
