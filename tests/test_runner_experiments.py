@@ -1,4 +1,4 @@
-"""LOSO subjects, transfer cells and tuning workers as runner jobs: the same results in this process and in others.
+"""LOSO subjects, transfer cells, AU folds and tuning workers as runner jobs: the same results in this process and in others.
 
 A job's result must not depend on where it ran nor on what its process ran before it (a worker trains
 several subjects, cells or trials): each test runs the experiment here and on other processes and
@@ -114,6 +114,33 @@ def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_
         assert r.metrics == results[i].metrics, jobs[i].run_name
     pids = {int(mlflow.get_run(r.run_id).data.tags["ferops.pid"]) for r in again}
     assert os.getpid() not in pids  # trained elsewhere, logged under the same parent
+
+
+def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tmp_path):
+    from ferops.data.dataset import Dataset
+    from ferops.experiments.au import run_au
+
+    toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)
+    m = toy.manifest.copy()
+    for code, band in ((1, 1), (2, 2)):  # the bar in band k "is" AU k
+        m[f"AU{code}"] = (toy.labels == band).astype(float)
+        m[f"AU{code}_int"] = m[f"AU{code}"] * 3
+    Dataset(toy.images, m, toy.classes, "toy_au", {"subjects_known": True}).save(tmp_path / "toy")
+    tables = {}
+    for kind in ("local", "processes"):
+        params = make_params({**_runner(kind), "au": {"data": str(tmp_path / "toy"), "modes": ["all_at_once"],
+                                                      "folds": 2, "epochs": 1, "width": 0.125, "refit": False}})
+        result = run_au(params, out_dir=tmp_path / kind)
+        tables[kind] = _files(tmp_path / kind, ("presence.csv", "intensity.csv", "metrics.json"))
+        mode_runs = _children(result["run_id"])
+        assert len(mode_runs) == 2  # all-at-once and intensity, each with its folds below it
+        for mode_run in mode_runs:
+            folds = _children(mode_run.info.run_id)
+            assert sorted((r.info.run_name.split("-fold-")[1], r.info.status) for r in folds) == [
+                ("00", "FINISHED"), ("01", "FINISHED")], kind
+            pids = {int(r.data.tags["ferops.pid"]) for r in folds}
+            assert (pids == {os.getpid()}) == (kind == "local"), (kind, pids)  # processes: trained elsewhere
+    assert tables["local"] == tables["processes"]
 
 
 def test_tune_workers_as_dask_tasks_share_a_journal_study_and_survive_a_killed_worker(tmp_path, mlflow_store):

@@ -15,6 +15,7 @@ all-at-once presence model is then refit on every subject and registered as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -22,7 +23,6 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ferops.au_metrics import (
     INTENSITY_DEFINITIONS, PRESENCE_DEFINITIONS, intensity_table, presence_table, summarise,
@@ -31,7 +31,9 @@ from ferops.config import Params, flatten, replace
 from ferops.data.dataset import Dataset, mirrored
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
+from ferops.runners import mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
+from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
 from ferops.train.fit import fit, predict_proba
@@ -61,22 +63,57 @@ def choose_aus(dataset: Dataset, min_prevalence: float) -> tuple[tuple[str, ...]
     return kept, {label: round(p, 4) for label, p in prevalence.items() if label not in kept}
 
 
+@dataclass(frozen=True)
+class AuFoldJob:
+    """One fold of one AU model, complete and picklable (ferops.runners): it runs here, in a pool or on Dask.
+
+    It carries its images (the AU probe sets are small; no shared filesystem needed) and logs its own
+    nested run under the mode's run (`target`).
+    """
+    fold: int
+    name: str  # run-name prefix: au-all, au-AU12, au-intensity
+    params: Params
+    task: Task
+    images: np.ndarray
+    targets: np.ndarray
+    fit_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    target: RunTarget
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.name}-fold-{self.fold:02d}"
+
+
+def run_au_fold(job: AuFoldJob) -> tuple[str, np.ndarray]:
+    """(run id, test-fold predictions): trained on the other folds' subjects, the test fold scored once after."""
+    task, i, x, y = job.task, job.fold, job.images, job.targets
+    tags = {"ferops.kind": "cv-fold", "cv.fold": str(i), "ferops.task": task.name}
+    with child_run(job.target, job.run_name, tags) as run:
+        mlflow.log_params({"fold": i, "n_fit": len(job.fit_rows), "n_validation": len(job.val_rows),
+                           "n_test": len(job.test_rows), "labels": ",".join(task.labels)})
+        result = fit(job.params, task, x[job.fit_rows], y[job.fit_rows], x[job.val_rows], y[job.val_rows],
+                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=job.params.au.augment)
+        pred = predict_proba(result.model, x[job.test_rows])
+    keras.backend.clear_session()
+    return run.info.run_id, pred
+
+
 def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray, name: str) -> np.ndarray:
-    """Out-of-fold predictions of `task` (N x K), one nested MLflow run per fold."""
+    """Out-of-fold predictions of `task` (N x K): each fold a job on params.runner's runner, its own nested run."""
     x, y, subjects = dataset.images, task.targets(dataset), dataset.subjects
-    oof = np.full(y.shape, np.nan, np.float32)
-    for i in tqdm(range(int(folds.max()) + 1), desc=name, unit="fold"):
-        test = np.flatnonzero(folds == i)
+    target = current_target()
+    jobs = []
+    for i in range(int(folds.max()) + 1):
         fit_rows, val_rows = inner_split(np.flatnonzero(folds != i), subjects,
                                          params.train.validation_fraction, params.seed + i)
-        with mlflow.start_run(run_name=f"{name}-fold-{i:02d}", nested=True) as run:
-            mlflow.set_tags({"ferops.kind": "cv-fold", "cv.fold": str(i), "ferops.task": task.name})
-            mlflow.log_params({"fold": i, "n_fit": len(fit_rows), "n_validation": len(val_rows),
-                               "n_test": len(test), "labels": ",".join(task.labels)})
-            result = fit(params, task, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
-                         callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=params.au.augment)
-            oof[test] = predict_proba(result.model, x[test])  # the test fold, once, after training
-        keras.backend.clear_session()
+        jobs.append(AuFoldJob(i, name, params, task, x, y, fit_rows, val_rows, np.flatnonzero(folds == i), target))
+    results = mapper_for(params.runner)(run_au_fold, jobs)
+    keep_only(target, {job.run_name: run_id for job, (run_id, _) in zip(jobs, results)})  # retried attempts: FAILED
+    oof = np.full(y.shape, np.nan, np.float32)
+    for job, (_, pred) in zip(jobs, results):
+        oof[job.test_rows] = pred
     return oof
 
 
