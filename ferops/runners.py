@@ -1,7 +1,7 @@
 """Fan independent jobs out to this process, a process pool, or a Dask cluster: `mapper_for(params.runner)`.
 
-CV folds, LOSO subjects, transfer pairs and tuning trials are independent
-trainings. Each caller plans its jobs (small, picklable, top-level function
+CV folds, AU folds, LOSO subjects, transfer sources and cells, and (on Dask)
+tuning workers are independent trainings. Each caller plans its jobs (small, picklable, top-level function
 plus arguments), hands them to a Mapper and gathers the results; where they ran
 changes nothing in what comes back:
 
