@@ -119,6 +119,7 @@ def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_
 def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tmp_path):
     from ferops.data.dataset import Dataset
     from ferops.experiments.au import run_au
+    from ferops.tracking.store import configure
 
     toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)
     m = toy.manifest.copy()
@@ -130,6 +131,7 @@ def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tm
     for kind in ("local", "processes"):
         params = make_params({**_runner(kind), "au": {"data": str(tmp_path / "toy"), "modes": ["all_at_once"],
                                                       "folds": 2, "epochs": 1, "width": 0.125, "refit": False}})
+        configure(params.tracking)  # as `ferops au` does: this store's experiment, not an earlier test's
         result = run_au(params, out_dir=tmp_path / kind)
         tables[kind] = _files(tmp_path / kind, ("presence.csv", "intensity.csv", "metrics.json"))
         mode_runs = _children(result["run_id"])
