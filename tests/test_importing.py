@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from format_fixtures import make
 
 from ferops.data.formats import DatasetFormatError, write
 from ferops.data.importing import import_data
-from format_fixtures import make
 
 
 @pytest.fixture
@@ -54,7 +54,8 @@ def test_fer2013_file_with_ferplus(tmp_path):
     (src / "fer2013new.csv").write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
                                        "contempt,unknown,NF\n" + votes + "\n")
     dest = import_data("fer2013", src / "fer2013.csv", raw_root=tmp_path / "raw", dvc=False, ferplus=True)
-    assert dest.name == "fer2013" and sorted(p.name for p in dest.iterdir()) == ["fer2013.csv", "fer2013new.csv"]
+    assert dest.name == "fer2013"
+    assert sorted(p.name for p in dest.iterdir()) == [".ferops-output", "fer2013.csv", "fer2013new.csv"]
 
 
 def test_unknown_format_and_missing_source(tmp_path):
@@ -112,7 +113,7 @@ def test_raw_root_tracked_as_one_output(tmp_path, folders_source, monkeypatch):
     before = (repo / "data.dvc").read_text()
     import_data("folders", folders_source, dvc=True)
     after = (repo / "data.dvc").read_text()
-    assert after != before and "nfiles: 7" in after
+    assert after != before and "nfiles: 8" in after  # 7 images and ferops' output marker
     assert not (repo / "data/raw/fer_folders.dvc").exists()
 
 

@@ -194,7 +194,7 @@ class Dataset:
     def save(self, directory: str | Path) -> Path:
         """Write images.npy + manifest.parquet + meta.json (+ extras) atomically."""
         directory = Path(directory)
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, stage="dataset") as tmp:
             np.save(tmp / "images.npy", self.images)
             self.manifest.to_parquet(tmp / "manifest.parquet", index=False)
             arrays = {k: v for k, v in self.extras.items() if isinstance(v, np.ndarray)}

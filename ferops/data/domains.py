@@ -14,10 +14,12 @@ from pathlib import Path
 from ferops.config import DomainParams
 from ferops.data.dataset import Dataset
 from ferops.data.synthfacs_dataset import synthfacs_dataset
+from ferops.io import check_output_dir
 
 
 def render_domain(domain: DomainParams, seed: int, name: str) -> Path:
     """Render `domain` and save it (atomically) under `domain.out` as a processed ferops dataset."""
+    check_output_dir(domain.out, f"domains.{name}.out")  # before rendering: a refused folder costs nothing
     dataset = synthfacs_dataset(domain.preset, domain.n, seed=seed, size=domain.size, channels=domain.channels,
                                 masks=domain.masks, frames=domain.frames, progress=True)
     dataset = Dataset(dataset.images, dataset.manifest, dataset.classes, f"synthfacs_{name}", dataset.extras)

@@ -21,11 +21,16 @@ from pathlib import Path
 from ferops.data.formats import FORMATS, DatasetFormatError, read
 from ferops.data.formats._images import inside, safe_name
 from ferops.data.formats.skipped import reader_notes
+from ferops.errors import FeropsError
 from ferops.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
 VALIDATION_SIZE = 32  # decode every image, but keep only thumbnails in memory while validating
+
+
+class DestinationExists(FeropsError, FileExistsError):
+    """data/raw/<name> is taken: a second import must not replace the first copy unasked."""
 
 
 def _dvc_root(start: Path) -> Path | None:
@@ -74,10 +79,10 @@ def import_data(format: str, source: str | Path, raw_root: str | Path = "data/ra
     name = safe_name(name or (source.name if source.is_dir() else source.stem), "dataset name")
     dest = Path(raw_root) / name
     if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} already exists; pass overwrite=True or another name")
+        raise DestinationExists(f"{dest} already exists; pass another --name, or remove it to import again")
     if source.is_dir():
         _check_links(source)
-    with atomic_dir(dest) as tmp:
+    with atomic_dir(dest, stage="import-data") as tmp:
         if source.is_dir():
             shutil.copytree(source, tmp, dirs_exist_ok=True)
         else:

@@ -165,7 +165,7 @@ def analyze(params: Params, model_path: str | Path = MODEL_PATH, out_dir: str | 
                           | {"seed": params.seed})
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         mlflow.log_metrics({k: float(v) for k, v in numbers.items()})
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, stage="analyze") as tmp:
             (tmp / "tables").mkdir()
             (tmp / "figures").mkdir()
             write_csv(table, tmp / "tables" / "au_correlation.csv")

@@ -69,7 +69,7 @@ def refit(dataset: Dataset, params: Params, cv_metrics: dict, out_dir: str | Pat
         mlflow.log_metrics(evidence, model_id=info.model_id)
     summary = {"refit": True, "run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id,
                "cv_run_id": cv_metrics["run_id"], "task": task.name, "classes": list(dataset.classes)}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, stage="refit") as tmp:
         result.model.save(tmp / MODEL_FILE)
         write_json(record, tmp / TRAINING_ROWS)
         write_json(summary, tmp / RUN_FILE)
@@ -79,6 +79,6 @@ def refit(dataset: Dataset, params: Params, cv_metrics: dict, out_dir: str | Pat
 def skip_refit(out_dir: str | Path) -> dict:
     """cv.refit: false still leaves the stage's declared output, saying why there is no model."""
     summary = {"refit": False, "reason": "cv.refit is false in params.yaml: no final model was trained"}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, stage="refit") as tmp:
         write_json(summary, tmp / RUN_FILE)
     return summary

@@ -362,7 +362,7 @@ def write_casme2(dataset: Dataset, path: str | Path) -> Path:
                      "Action Units": format_action_units(_clip_aus(au_row, codes)), "Estimated Emotion": label})
         plan.append((folder, clip, group.index, frames))
     sheet = pd.DataFrame(rows, columns=list(COLUMNS))
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, stage="generate") as tmp:
         for folder, clip, index, frames in plan:
             for idx, frame in zip(index, frames):
                 write_image(tmp / FRAMES_DIR / folder / clip / f"img{frame}.jpg", dataset.images[idx], jpeg_quality=95)

@@ -202,7 +202,7 @@ def write_ckplus(dataset: Dataset, path: str | Path) -> Path:
                 f"{dataset.name}: sequence {sequence!r} label {last['label_name']!r} has no CK+ code; "
                 f"expected one of {list(inverse)}")
         plan.append((subject, folder, group, last))
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, stage="generate") as tmp:
         for subject, folder, group, last in plan:
             stem = f"{subject}_{folder}_"
             for idx, frame in zip(group.index, group["frame"]):

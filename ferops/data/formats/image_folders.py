@@ -176,7 +176,7 @@ def write_folders(dataset: Dataset, path: str | Path) -> Path:
             file = f"{file}__{i}"
         used.add(file)
         names.append(file + ".png")
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, stage="generate") as tmp:
         for i, name in enumerate(names):
             write_image(tmp / name, dataset.images[i])
     return path

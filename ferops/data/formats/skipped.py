@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ferops.io import MARKER
+
 NOT_IMAGE = "not images"
 OUTSIDE = "outside class folders"
 NESTED = "folders inside class folders (not read)"
@@ -37,6 +39,8 @@ class SkipCounter:
         self._counts: dict[str, Counter] = defaultdict(Counter)
 
     def add(self, reason: str, path: Path) -> None:
+        if path.name == MARKER:  # ferops' own note that it wrote this folder (ferops.io), not a stray
+            return
         self._counts[reason][kind(path)] += 1
 
     def to_dict(self) -> dict[str, dict[str, int]]:
