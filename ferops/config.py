@@ -257,6 +257,7 @@ class TrackingParams:
     experiment: str
     model_name: str
     promote_metric: Literal[PROMOTE_METRICS]  # type: ignore[valid-type]
+    ui_url: str | None = None  # the MLflow UI's address for links; null: the server's own, or `mlflow ui`'s for a file
 
 
 @dataclass(frozen=True)

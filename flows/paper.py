@@ -23,19 +23,17 @@ from prefect.cache_policies import NO_CACHE
 from ferops.config import load_params
 from ferops.io import atomic_file
 from ferops.results import paper_table
-from ferops.tracking.store import configure
+from ferops.tracking.store import configure, model_version_url, ui_address
 from flows.stages import PARAMS, all_stages, run_stages
 
-UI = "http://127.0.0.1:5000"
 
-
-def champions(model_names: list[str]) -> dict[str, str]:
-    """name -> Markdown link to its champion version in the MLflow UI (or why there is none)."""
+def champions(model_names: list[str], ui_base: str) -> dict[str, str]:
+    """name -> Markdown link to its champion version in the MLflow UI at `ui_base` (or why there is none)."""
     client, links = MlflowClient(), {}
     for name in model_names:
         try:
             v = client.get_model_version_by_alias(name, "champion")
-            links[name] = f"[v{v.version}]({UI}/#/models/{name}/versions/{v.version}) (`models:/{name}@champion`)"
+            links[name] = f"[v{v.version}]({model_version_url(ui_base, name, v.version)}) (`models:/{name}@champion`)"
         except MlflowException:
             links[name] = "no champion yet"
     return links
@@ -48,7 +46,10 @@ def publish_summary() -> str:
     names = [params.tracking.model_name, params.au.model_name, params.micro.model_name]
     if hasattr(params, "serving"):
         names.append(params.serving.model_name)
-    table = paper_table(".", champions(names))
+    ui_base, local_note = ui_address(params.tracking)  # the server's real address, not a hard-coded port
+    table = paper_table(".", champions(names, ui_base))
+    if local_note:
+        table += f"\n\n{local_note}"
     path = Path("outputs/paper_summary.md")
     with atomic_file(path) as tmp:
         tmp.write_text(table + "\n")

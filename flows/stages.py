@@ -33,6 +33,7 @@ from ruamel.yaml import YAML
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from ferops.quiet_tf import import_tensorflow
 
@@ -43,6 +44,7 @@ from ferops.io import atomic_file
 from ferops.tracking.run_safety import FLOW_RUN_ENV
 
 PARAMS = Path("params.yaml")
+SKIPPED = "Skipped"  # the name of a stage task's Completed state when DVC reports the stage up to date
 
 
 # ------------------------------------------------------------------ settings
@@ -154,8 +156,13 @@ def run_stages(targets: list[str], overrides: dict[str, Any] | None = None, forc
     apply_overrides({k: v for k, v in (overrides or {}).items() if v is not None})
     results = {}
     for stage in plan(targets):
-        results[stage] = run_stage(stage, force=force)  # a failed stage raises: the flow fails, later stages don't run
+        results[stage] = stage_result(run_stage(stage, force=force))  # a failed stage raises: later ones don't run
     return results
+
+
+def stage_result(value: dict | State) -> dict:
+    """A stage task's dict: a task that returns its own state (Skipped) hands that state to its caller."""
+    return value.result() if isinstance(value, State) else value
 
 
 def stage_command(stage: str) -> list[str]:
@@ -179,6 +186,8 @@ def stage_command(stage: str) -> list[str]:
 def run_stage(stage: str, params_path: str = str(PARAMS), force: bool = False) -> dict:
     """Run one DVC stage's own `ferops` command in this process and record it in dvc.lock; skip it when current.
 
+    A skipped stage ends in a Completed state named `Skipped` whose message says why; one that ran, `Completed`.
+
     The command comes from dvc.yaml, so a flow cannot drift from `dvc repro`. Jobs the stage
     fans out (CV folds and the other runner jobs) become Prefect tasks on `runner:`'s task runner.
     Retries cover transient failures (a tracking server restarting); a stage that fails on
@@ -188,8 +197,10 @@ def run_stage(stage: str, params_path: str = str(PARAMS), force: bool = False) -
     from ferops.runners import jobs_run_by
 
     if not force and is_current(stage):
-        print(f"{stage}: up to date (dvc status), skipped")
-        return {"stage": stage, "ran": False}
+        reason = f"{stage}: up to date (dvc status: deps, params and outs match dvc.lock), skipped"
+        print(reason)
+        # A Completed state of its own name: the Prefect UI tells a run that recomputed nothing from one that did.
+        return Completed(name=SKIPPED, message=reason, data={"stage": stage, "ran": False, "reason": reason})
     argv = stage_command(stage)
     with jobs_run_by(prefect_mapper(load_params(params_path))):
         run_command(["--params", params_path, *argv])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -55,7 +56,7 @@ def configure(params: TrackingParams) -> str:
         experiment_id = experiment.experiment_id
         if experiment.tags.get(EXPERIMENT_KIND_TAG) in _GUESSED_KINDS:  # a kind someone chose is kept
             MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    elif uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+    elif is_local_store(uri):
         # A local store gets a local artifact root; a server decides its own.
         root = Path(params.artifact_root).resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -70,6 +71,10 @@ def configure(params: TrackingParams) -> str:
     return experiment_id
 
 
+ML_VIEW = "workflowType=machine_learning"
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store (make ui)
+
+
 def ui_url(base_url: str, experiment_id: str | None) -> str:
     """The experiment's runs table in the MLflow UI at `base_url`.
 
@@ -79,7 +84,45 @@ def ui_url(base_url: str, experiment_id: str | None) -> str:
     whatever the experiment's kind tag says. The parameter opens the runs.
     """
     base = base_url.rstrip("/")
-    return base if experiment_id is None else f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    return base if experiment_id is None else f"{base}/#/experiments/{experiment_id}?{ML_VIEW}"
+
+
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the model-training view (deep links too open in GenAI mode without `workflowType`)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"
+
+
+def model_version_url(base_url: str, name: str, version: str | int) -> str:
+    return f"{base_url.rstrip('/')}/#/models/{name}/versions/{version}?{ML_VIEW}"
+
+
+def is_local_store(uri: str) -> bool:
+    """A store in a file on this machine (SQLite, a file store): no server shows it until someone runs `mlflow ui`."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def ui_address(params: TrackingParams) -> tuple[str, str | None]:
+    """(the MLflow UI's base address for this store, a note when nothing serves it yet).
+
+    A tracking server's UI is the server's own address; `tracking.ui_url` overrides it (a
+    proxy, a team hostname). A local file has no UI until `mlflow ui` runs over it, so its
+    links point where `make ui` serves it, and the note says so.
+    """
+    uri = tracking_uri(params)
+    if params.ui_url:
+        base = params.ui_url.rstrip("/")
+    elif uri.startswith(("http://", "https://")):
+        base = uri.rstrip("/")
+    else:
+        base = DEFAULT_UI
+    if is_local_store(uri):
+        port = urlsplit(base).port or 5000
+        return base, (f"The tracking store is a local file ({uri}), served by no one until "
+                      f"`.venv/bin/mlflow ui --backend-store-uri {uri} --port {port}` runs: these links open there.")
+    if not uri.startswith(("http://", "https://")) and not params.ui_url:
+        return base, (f"The tracking store is a database ({uri.split('@')[-1]}) and params.yaml names no "
+                      f"tracking.ui_url: these links assume an `mlflow server` over it on {base}.")
+    return base, None
 
 
 def ui_hint(params: TrackingParams) -> str:
@@ -90,7 +133,8 @@ def ui_hint(params: TrackingParams) -> str:
     except MlflowException:  # store unreachable: the plain address still helps
         experiment = None
     experiment_id = experiment.experiment_id if experiment is not None else None
-    if uri.startswith(("http://", "https://")):
-        return f"Open {ui_url(uri, experiment_id)} in a browser to compare runs."
+    base, local_note = ui_address(params)
+    if local_note is None:
+        return f"Open {ui_url(base, experiment_id)} in a browser to compare runs."
     return (f"Open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000   then browse "
-            f"{ui_url('http://127.0.0.1:5000', experiment_id)}")
+            f"{ui_url(base, experiment_id)}")
