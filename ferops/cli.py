@@ -23,14 +23,14 @@ def _params(args):
 def cmd_generate(args) -> None:
     import dataclasses
 
-    from ferops import pipeline
+    from ferops.prepare.generate import generate
 
     params = _params(args)
     overrides = {k: v for k, v in {"preset": args.preset, "n": args.n, "size": args.size,
                                    "channels": args.channels, "format": args.format, "out": args.out}.items()
                  if v is not None}
     sp = dataclasses.replace(params.synthfacs, **overrides)
-    out = pipeline.generate(sp, seed=args.seed if args.seed is not None else params.seed,
+    out = generate(sp, seed=args.seed if args.seed is not None else params.seed,
                             track=not args.no_track, tracking=params.tracking)
     print(f"wrote {sp.preset} x{sp.n} as {sp.format} to {out}")
 
@@ -44,17 +44,17 @@ def cmd_import_data(args) -> None:
 
 
 def cmd_preprocess(args) -> None:
-    from ferops import pipeline
+    from ferops.prepare.preprocess import preprocess
 
-    print(f"wrote {pipeline.preprocess(_params(args))}")
+    print(f"wrote {preprocess(_params(args))}")
 
 
 def cmd_validate(args) -> None:
-    from ferops import pipeline
     from ferops.data.validation import ValidationError
+    from ferops.prepare.validate import validate
 
     try:
-        report = pipeline.validate(_params(args), report_path=Path(args.report), track=not args.no_track)
+        report = validate(_params(args), report_path=Path(args.report), track=not args.no_track)
     except ValidationError as exc:
         print(exc.report.summary(), file=sys.stderr)
         sys.exit(1)
@@ -62,34 +62,34 @@ def cmd_validate(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from ferops import pipeline
+    from ferops.experiments.emotion.holdout import holdout_train
 
-    metrics = pipeline.holdout_train(_params(args), out_dir=Path(args.out))
+    metrics = holdout_train(_params(args), out_dir=Path(args.out))
     print(f"holdout accuracy {metrics['accuracy']:.4f} (run {metrics['run_id']}, model {metrics['model_uri']})")
 
 
 def cmd_cv(args) -> None:
-    from ferops import pipeline
+    from ferops.experiments.emotion.cv import cross_validate
 
-    m = pipeline.cross_validate(_params(args), out_dir=Path(args.out)).metrics
+    m = cross_validate(_params(args), out_dir=Path(args.out)).metrics
     print(f"{m['folds']}-fold CV ({m['protocol_description']}): "
           f"accuracy {m['cv_accuracy_mean']:.4f} ± {m['cv_accuracy_std']:.4f} (fold mean ± std), "
           f"macro F1 {m['cv_f1_macro']:.4f} (pooled out-of-fold)")
 
 
 def cmd_refit(args) -> None:
-    from ferops import pipeline
+    from ferops.experiments.emotion.refit import refit
 
-    summary = pipeline.refit(_params(args), out_dir=Path(args.out))
+    summary = refit(_params(args), out_dir=Path(args.out))
     print(f"final model: run {summary['run_id']}, {summary['model_uri']}" if summary["refit"] else summary["reason"])
 
 
 def cmd_register(args) -> None:
-    from ferops import pipeline
+    from ferops.experiments.emotion.register import register
     from ferops.tracking.store import ui_hint
 
     params = _params(args)
-    record = pipeline.register(params, out_path=Path(args.out))
+    record = register(params, out_path=Path(args.out))
     if record["registered"]:
         aliases = "candidate, champion" if record["champion"] else "candidate"
         print(f"registered {record['model']} v{record['version']} as {aliases}: {record['reason']}")
@@ -99,9 +99,9 @@ def cmd_register(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from ferops import pipeline
+    from ferops.experiments.emotion.evaluate import evaluate
 
-    metrics = pipeline.evaluate(args.model, _params(args), out_dir=Path(args.out))
+    metrics = evaluate(args.model, _params(args), out_dir=Path(args.out))
     print(f"accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} on {metrics['n_scored']} images "
           f"of {metrics['dataset']} ({metrics['scored']})")
 
@@ -142,11 +142,8 @@ def cmd_domain(args) -> None:
 
 def cmd_au(args) -> None:
     from ferops.experiments.au import run_au
-    from ferops.tracking.store import configure
 
-    params = _params(args)
-    configure(params.tracking)
-    result = run_au(params, out_dir=Path(args.out))
+    result = run_au(_params(args), out_dir=Path(args.out))
     for mode in ("all_at_once", "one_vs_all"):
         if mode in result:
             m = result[mode]
@@ -164,22 +161,16 @@ def cmd_au(args) -> None:
 
 def cmd_transfer(args) -> None:
     from ferops.experiments.transfer import MODES, run_transfer
-    from ferops.tracking.store import configure
 
-    params = _params(args)
-    configure(params.tracking)
-    metrics = run_transfer(params, out_dir=Path(args.out))["metrics"]
+    metrics = run_transfer(_params(args), out_dir=Path(args.out))["metrics"]
     print(f"within-dataset CV mean {metrics['within_mean']:.4f}; off-diagonal means: "
           + ", ".join(f"{mode} {metrics[mode]['off_diagonal_mean']:.4f}" for mode in MODES))
 
 
 def cmd_cross_task(args) -> None:
     from ferops.experiments.cross_task import run_cross_task
-    from ferops.tracking.store import configure
 
-    params = _params(args)
-    configure(params.tracking)
-    result = run_cross_task(params, args.emotion_model, out_dir=Path(args.out))
+    result = run_cross_task(_params(args), args.emotion_model, out_dir=Path(args.out))
     print(result["curve"].pivot(index="n_subjects", columns="mode", values="f1_mean").round(4).to_string())
 
 
@@ -230,28 +221,22 @@ def cmd_results(args) -> None:
         print(line)
 
 
-def _registry_call(args):
-    from ferops.tracking import registry
-    from ferops.tracking.store import configure
-
-    params = _params(args)
-    configure(params.tracking)
-    return registry, args.name or params.tracking.model_name
-
-
 def cmd_registry_list(args) -> None:
-    registry, name = _registry_call(args)
-    print(registry.format_versions(registry.list_versions(name)))
+    from ferops.tracking.registry_commands import list_versions
+
+    print(list_versions(_params(args), name=args.name))
 
 
 def cmd_registry_promote(args) -> None:
-    registry, name = _registry_call(args)
-    print(registry.promote(name, args.version, why=args.why).reason)
+    from ferops.tracking.registry_commands import promote
+
+    print(promote(_params(args), args.version, why=args.why, name=args.name))
 
 
 def cmd_registry_rollback(args) -> None:
-    registry, name = _registry_call(args)
-    print(registry.rollback(name, why=args.why).reason)
+    from ferops.tracking.registry_commands import rollback
+
+    print(rollback(_params(args), why=args.why, name=args.name))
 
 
 FORMATS = ["ck+", "fer2013", "casme2", "folders"]
@@ -260,6 +245,7 @@ LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data"}  # no Tenso
 
 def build_parser() -> argparse.ArgumentParser:
     from ferops import __version__
+    from ferops.stages import EMOTION_MODEL, out
 
     parser = argparse.ArgumentParser(prog="ferops", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ferops {__version__}")
@@ -295,24 +281,24 @@ def build_parser() -> argparse.ArgumentParser:
     command("preprocess", cmd_preprocess, "raw dataset -> aligned face crops (images.npy + manifest.parquet)")
 
     p = command("validate", cmd_validate, "Great Expectations checks on the processed dataset")
-    p.add_argument("--report", default="outputs/validation.json", help="where the JSON report goes")
+    p.add_argument("--report", default=out("validate"), help="where the JSON report goes")
     p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
 
     p = command("train", cmd_train, "one tracked train/test run on a subject-grouped holdout")
-    p.add_argument("--out", default="outputs/train", help="folder for metrics.json and the confusion matrix")
+    p.add_argument("--out", default=out("train"), help="folder for metrics.json and the confusion matrix")
 
     p = command("cv", cmd_cv, "k-fold cross-validation of the recipe in params.yaml")
-    p.add_argument("--out", default="outputs/cv", help="folder for metrics, predictions and plots")
+    p.add_argument("--out", default=out("cv"), help="folder for metrics, predictions and plots")
 
     p = command("refit", cmd_refit, "train the final model on all data, linked to its CV run")
-    p.add_argument("--out", default="outputs/model", help="folder for model.keras, run.json, training_rows.json")
+    p.add_argument("--out", default=out("refit"), help="folder for model.keras, run.json, training_rows.json")
 
     p = command("register", cmd_register, "register the final model; champion only over a comparable, weaker one")
-    p.add_argument("--out", default="outputs/registry.json", help="where the registration record goes")
+    p.add_argument("--out", default=out("register"), help="where the registration record goes")
 
     p = command("evaluate", cmd_evaluate, "score a model on the images of the processed dataset it never saw")
     p.add_argument("--model", default="models:/fer-emotion@champion", help="registry URI or .keras path")
-    p.add_argument("--out", default="outputs/evaluate", help="folder for metrics.json and the confusion matrix")
+    p.add_argument("--out", default=out("evaluate"), help="folder for metrics.json and the confusion matrix")
 
     p = command("predict", cmd_predict, "per-face emotions (and AUs) for images, folders and videos, as CSV/JSON")
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) and video files")
@@ -328,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("package", cmd_package, "bundle detector, crop and the emotion/AU champions as fer-pipeline, "
                 "register it as champion")
-    p.add_argument("--out", default="outputs/package/run.json", help="where the package record goes")
+    p.add_argument("--out", default=out("package"), help="where the package record goes")
 
     command("reconcile", cmd_reconcile, "remove stage records whose runs or versions the tracking store lacks, "
             "so `dvc repro` redoes them")
@@ -337,28 +323,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a key of params.yaml domains (au, posed, wild, webcam)")
 
     p = command("au", cmd_au, "AU detection: subject-independent CV of AU heads, per-AU tables, register fer-au")
-    p.add_argument("--out", default="outputs/au", help="folder for per-AU tables, plots and metrics")
+    p.add_argument("--out", default=out("au"), help="folder for per-AU tables, plots and metrics")
 
     p = command("transfer", cmd_transfer, "train-on-A / test-on-B matrices: zero-shot, frozen and fine-tuned")
-    p.add_argument("--out", default="outputs/transfer", help="folder for the matrices (CSV, PNG) and metrics")
+    p.add_argument("--out", default=out("transfer"), help="folder for the matrices (CSV, PNG) and metrics")
 
     p = command("cross-task", cmd_cross_task, "AU heads on the emotion backbone vs from scratch, by training size")
-    p.add_argument("--emotion-model", default="outputs/model/model.keras", help="the emotion model to start from")
-    p.add_argument("--out", default="outputs/cross_task", help="folder for the learning curve and metrics")
+    p.add_argument("--emotion-model", default=EMOTION_MODEL, help="the emotion model to start from")
+    p.add_argument("--out", default=out("cross-task"), help="folder for the learning curve and metrics")
 
     p = command("analyze", cmd_analyze, "filter <-> Action Unit analysis of an emotion model: P(j,u), chance "
                 "levels, AU probe AUROC, mask energy, filter images")
-    p.add_argument("--model", default="outputs/model/model.keras", help="registry URI or .keras path to analyse")
-    p.add_argument("--out", default="outputs/analysis", help="folder for tables, figures, metrics.json and run.json")
+    p.add_argument("--model", default=EMOTION_MODEL, help="registry URI or .keras path to analyse")
+    p.add_argument("--out", default=out("analyze"), help="folder for tables, figures, metrics.json and run.json")
 
     p = command("micro", cmd_micro, "micro-expressions: CNN+LSTM vs LBP-TOP, leave-one-subject-out, UF1/UAR; "
                 "registers fer-micro")
-    p.add_argument("--out", default="outputs/micro", help="folder for metrics.json, run.json, tables and plots")
+    p.add_argument("--out", default=out("micro"), help="folder for metrics.json, run.json, tables and plots")
 
     p = command("tune", cmd_tune, "Optuna study per outer CV fold on its training subjects (nested CV); "
                 "writes the overlay cv and refit train with")
     p.add_argument("--workers", type=int, help="worker processes on each study (default: tune.workers)")
-    p.add_argument("--out", default="outputs/tune", help="folder for best_params.yaml, trials.csv and plots")
+    p.add_argument("--out", default=out("tune"), help="folder for best_params.yaml, trials.csv and plots")
     command("results", cmd_results, "the headline figure of every stage that has run, one line each")
 
     p = command("registry", None, "list, promote or roll back registered model versions")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ferops.stages import STAGES
+
 
 def _read(path: Path) -> dict | None:
     try:
@@ -64,9 +66,10 @@ def _tune(m: dict) -> str:
             f"(selection score; the nested CV above is the estimate)")
 
 
-SUMMARIES = (("outputs/tune/metrics.json", _tune), ("outputs/cv/metrics.json", _cv), ("outputs/au/metrics.json", _au),
-             ("outputs/transfer/metrics.json", _transfer), ("outputs/cross_task/metrics.json", _cross_task),
-             ("outputs/analysis/metrics.json", _analysis), ("outputs/micro/metrics.json", _micro))
+# (the stage's metrics file, its headline line), in pipeline order.
+SUMMARIES = tuple((STAGES[command].metrics, line) for command, line in (
+    ("tune", _tune), ("cv", _cv), ("au", _au), ("transfer", _transfer), ("cross-task", _cross_task),
+    ("analyze", _analysis), ("micro", _micro)))
 
 
 def summary_lines(root: str | Path = ".") -> list[str]:
@@ -89,9 +92,9 @@ def _pct(value: float) -> str:
 def paper_rows(root: str | Path = ".") -> list[tuple[str, str, str]]:
     """(result, the paper's figure, ferops's figure from this workspace's metrics) for every paper table entry."""
     root = Path(root)
-    cv, run = _read(root / "outputs/cv/metrics.json"), _read(root / "outputs/cv/run.json") or {}
-    au, an = _read(root / "outputs/au/metrics.json"), _read(root / "outputs/analysis/metrics.json")
-    tr, mi = _read(root / "outputs/transfer/metrics.json"), _read(root / "outputs/micro/metrics.json")
+    cv, run = _read(root / STAGES["cv"].metrics), _read(root / STAGES["cv"].record) or {}
+    au, an = _read(root / STAGES["au"].metrics), _read(root / STAGES["analyze"].metrics)
+    tr, mi = _read(root / STAGES["transfer"].metrics), _read(root / STAGES["micro"].metrics)
     missing = "not run"
     dataset = (cv or {}).get("dataset", run.get("dataset", "?"))
     emotion = missing if cv is None else (

@@ -36,6 +36,7 @@ from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
 from ferops.train.tasks import Task, au_intensity_task, au_presence_task
@@ -179,6 +180,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
     au = params.au
     if not au.modes:
         raise FeropsError("au.modes: empty; list all_at_once and/or one_vs_all")
+    configure(params.tracking)
     p = experiment_params(params)
     dataset = Dataset.load(au.data)
     labels, skipped = choose_aus(dataset, au.min_prevalence)

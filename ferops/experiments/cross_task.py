@@ -32,6 +32,7 @@ from ferops.experiments.au import choose_aus
 from ferops.models.cnn import CONV_LAYERS, replace_head
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import holdout_split, inner_split
 from ferops.train.tasks import au_presence_task
@@ -70,6 +71,7 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
     emotion_model = Path(emotion_model)
     if not emotion_model.exists():
         raise FeropsError(f"{emotion_model}: no emotion model; run the refit stage first (`dvc repro refit`)")
+    configure(params.tracking)
     # The AU recipe (batch, augmentation) at this experiment's epochs; model.width must match the emotion model's.
     p = replace(params, **{"train.epochs": ct.epochs, "train.batch_size": au.batch_size})
     finetune = replace(p, **{"train.learning_rate": p.train.learning_rate * ct.finetune_lr_scale})

@@ -39,6 +39,7 @@ from ferops.experiments.transfer_jobs import (MODES, WITHIN, CellJob, Domain, So
 from ferops.runners import mapper_for
 from ferops.tracking.job_runs import current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.store import configure
 from ferops.train.folds import describe_protocol, make_folds
 from ferops.train.tasks import emotion_task
 
@@ -80,6 +81,7 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
     t = params.transfer
     if len(t.datasets) < 2:
         raise FeropsError(f"transfer.datasets: needs at least 2 datasets, got {list(t.datasets)}")
+    configure(params.tracking)
     size, channels = params.preprocess.image_size, params.preprocess.channels
     datasets = [load_emotion_dataset(path, size, channels) for path in t.datasets]
     names = [d.name for d in datasets]

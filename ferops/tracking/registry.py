@@ -56,6 +56,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ferops.errors import FeropsError
+from ferops.tracking.reachability import (  # noqa: F401 (re-exported: callers import these from here)
+    TrackingUnreachableError,
+    check_store,
+    fail_fast_http,
+    store_errors as _store_errors,
+)
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -72,9 +78,6 @@ CHAMPION_BY, CHAMPION_AT, CHAMPION_WHY = "champion.by", "champion.at", "champion
 HISTORY = "champion_history"
 HISTORY_KEEP = 100
 
-# Interactive checks must fail in seconds; MLflow's defaults (7 retries with backoff, 120 s timeout)
-# keep `ferops predict` against a dead server busy for minutes.
-FAIL_FAST_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 LOCK_TIMEOUT_S = 120.0
 _REPAIR_ROUNDS = 5
 
@@ -85,10 +88,6 @@ class RegistryError(FeropsError):
 
 class ModelNotFoundError(RegistryError, LookupError):
     """The model, version, alias, file or store a URI names does not exist."""
-
-
-class TrackingUnreachableError(RegistryError, ConnectionError):
-    """The tracking/registry server did not answer."""
 
 
 class RegistryLockTimeout(RegistryError, TimeoutError):
@@ -295,68 +294,6 @@ def _store_uri() -> str:
     return mlflow.get_registry_uri()
 
 
-@contextlib.contextmanager
-def fail_fast_http() -> Iterator[None]:
-    """MLflow HTTP calls inside this block give up after one attempt and 10 s instead of ~4 minutes.
-
-    MLflow reads these variables on every request (mlflow.utils.rest_utils.http_request), so setting
-    them for the block is enough. Not thread-safe: meant for CLI-level checks.
-    """
-    saved = {k: os.environ.get(k) for k in FAIL_FAST_ENV}
-    os.environ.update(FAIL_FAST_ENV)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _connection_failure(exc: BaseException) -> str | None:
-    """'connection refused' / 'no answer in time' / ... when the server never answered, else None.
-
-    MLflow wraps transport errors as MlflowException("API request to URL failed with [timeout]
-    exception ..."); error *responses* (4xx/5xx) read differently and are not unreachability.
-    """
-    import requests
-
-    chain: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and all(e is not c for c in chain):
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    text = " ".join(str(c) for c in chain)
-    transport = any(isinstance(c, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                                   ConnectionError)) for c in chain)
-    wrapped = bool(re.match(r"API request to \S+ failed with (timeout )?exception", text))
-    if not (transport or wrapped):
-        return None
-    if "Connection refused" in text:
-        return "connection refused"
-    if any(isinstance(c, requests.exceptions.Timeout) for c in chain) or "timed out" in text or "timeout" in text:
-        return "no answer in time"
-    if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
-        return "host name not found"
-    return "connection failed"
-
-
-@contextlib.contextmanager
-def _store_errors(what: str, store: str) -> Iterator[None]:
-    """An unreachable server becomes one line naming the URI and the fix, not a retry traceback."""
-    try:
-        yield
-    except MlflowException as exc:
-        why = _connection_failure(exc)
-        if why is None:
-            raise
-        raise TrackingUnreachableError(
-            f"{what}: tracking server {store} unreachable ({why}); start it (`mlflow server ...`) "
-            f"or point MLFLOW_TRACKING_URI (or params.yaml tracking.tracking_uri) at a reachable store"
-        ) from None
-
-
 def _require_store(what: str, store: str) -> None:
     """A lookup must not create an empty SQLite store where none exists (MLflow would, silently)."""
     path = _sqlite_path(store)
@@ -365,19 +302,6 @@ def _require_store(what: str, store: str) -> None:
             f"{what}: no MLflow store at {path.resolve()} ({store}); run `make run` (or `dvc repro`) to train "
             f"and register a model there, or set MLFLOW_TRACKING_URI to the store that holds it"
         )
-
-
-def check_store(uri: str | None = None) -> str:
-    """Fail in seconds, in one line, when the tracking server at `uri` (default: current) does not answer.
-
-    For `store.configure()` to call first: its own lookups would retry for minutes against a dead
-    server before any friendlier check ran. Local stores pass through (configure creates them).
-    """
-    uri = uri or mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        with fail_fast_http(), _store_errors(uri, uri):
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    return uri
 
 
 def _not_found(exc: MlflowException) -> bool:

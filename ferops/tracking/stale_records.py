@@ -19,17 +19,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ferops.config import Params
-from ferops.pipeline import CV_DIR, MODEL_DIR, REGISTRY_RECORD  # the stage outputs, named in one place
+from ferops.stages import STAGES  # the stage outputs, named in one place
 from ferops.tracking.store import configure
 
-CV_RECORD = CV_DIR / "run.json"
-# Each experiment stage's uncached run record: {"run_id": ..., "registry": {"registered", "model", "version",
+# The emotion chain: a lost CV run invalidates the refit model and its registration too.
+EMOTION_CHAIN = ("cv", "refit", "register")
+CV_RECORD, MODEL_DIR, REGISTRY_RECORD = STAGES["cv"].record, STAGES["refit"].out, STAGES["register"].record
+# Each other stage's uncached run record: {"run_id": ..., "registry": {"registered", "model", "version",
 # "run_id"} (optional)}. Removing it is enough for `dvc repro` to rerun the stage.
-EXPERIMENT_RECORDS = tuple(Path(p) for p in (
-    "outputs/au/run.json", "outputs/transfer/run.json", "outputs/cross_task/run.json",
-    "outputs/analysis/run.json", "outputs/micro/run.json", "outputs/tune/run.json",
-    "outputs/package/run.json",
-))
+EXPERIMENT_RECORDS = tuple(s.record for s in STAGES.values() if s.record is not None and s.command not in EMOTION_CHAIN)
 
 
 def _read(path: Path) -> dict | None:

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 import ferops.tracking.offline  # noqa: F401  (Prefect offline defaults, before any flow starts a server)
 from ferops.config import TrackingParams
-from ferops.tracking.registry import check_store
+from ferops.tracking.reachability import check_store
 from ferops.tracking.run_safety import fail_orphaned_runs, register_process_tags
 
 _log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ logged to MLflow so `dvc metrics show` and the MLflow UI agree.
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,18 +47,6 @@ from ferops.train.tasks import emotion_task
 
 
 RECORD_KEYS = ("run_id", "task", "classes", "absent_classes", "data_hash", "protocol_description", "definitions")
-
-
-def read_cv_result(cv_dir: str | Path) -> dict:
-    """metrics.json + run.json of a finished CV, as one dict (what refit and register build on)."""
-    cv_dir = Path(cv_dir)
-    out = {}
-    for name in ("metrics.json", "run.json"):
-        path = cv_dir / name
-        if not path.exists():
-            raise FeropsError(f"{path}: not found; run the cv stage first (`dvc repro cv`)")
-        out.update(json.loads(path.read_text()))
-    return out
 
 
 @dataclass

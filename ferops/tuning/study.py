@@ -41,9 +41,9 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from ferops.config import Params, flatten, load_params, overlay
+from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
-from ferops.pipeline import load_processed
 from ferops.runners import mapper_for
 from ferops.tracking.job_runs import portable_uri
 from ferops.tracking.lineage import lineage_tags
@@ -100,7 +100,7 @@ def work(plan: dict, worker: int, recover: bool = False) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = plan["tracking_uri"]
     params = load_params(plan["params_path"], plan["changes"])
     configure(params.tracking)
-    dataset, y, folds = emotion_folds(load_processed(params), params)
+    dataset, y, folds = emotion_folds(Dataset.load(params.dataset.processed_dir), params)
     storage = open_storage(params.tune.storage, params.tune.heartbeat_s)
     if recover:
         recover_dead_trials(storage, plan, params)
@@ -301,7 +301,7 @@ def run_tune(params: Params, out_dir: Path = OUT_DIR, workers: int | None = None
     workers = workers or params.tune.workers
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     experiment_id = configure(params.tracking)
-    dataset, y, folds = emotion_folds(load_processed(params), params)
+    dataset, y, folds = emotion_folds(Dataset.load(params.dataset.processed_dir), params)
     lineage = lineage_tags({"data": params.dataset.processed_dir})
     key = settings_hash(params, lineage["dvc.data"])
     storage = open_storage(params.tune.storage, params.tune.heartbeat_s)

@@ -1,0 +1,61 @@
+"""The `validate` stage: Great Expectations checks on the processed dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+
+from ferops.config import Params
+from ferops.data.dataset import Dataset
+from ferops.stages import STAGES
+from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.store import configure
+
+
+def validate(params: Params, report_path: Path = STAGES["validate"].out, track: bool = True):
+    """Great Expectations checks on the processed dataset; raises ValidationError when any fails.
+
+    Only checks, never edits: under validate.on_fail: quarantine the preprocess step already took per-image
+    failures out, so what can still fail here (images per class, labels, folds) stops the run either way.
+    What was quarantined goes into the report, and into MLflow as quarantined_<reason> metrics + rejects.csv.
+    """
+    from ferops.data.quarantine import REASONS, notes
+    from ferops.data.validation import ValidationError, validate_dataset
+    from ferops.train.folds import make_folds
+
+    dataset = Dataset.load(params.dataset.processed_dir)
+    pp, vp = params.preprocess, params.validate
+    folds = None
+    if params.cv.protocol == "subject":
+        folds = make_folds(dataset.labels, dataset.subjects, params.cv.folds, "subject", params.seed)
+    report = validate_dataset(
+        dataset,
+        image_shape=(pp.image_size, pp.image_size, pp.channels),
+        min_per_class=vp.min_per_class,
+        pixel_mean_range=vp.pixel_mean_range,
+        pixel_std_range=vp.pixel_std_range,
+        folds=folds,
+    )
+    rejects = Path(params.dataset.processed_dir) / "rejects.csv"
+    record = dataset.extras.get("quarantine")
+    report.notes += notes(record, vp.on_fail, vp.pixel_mean_range, vp.pixel_std_range, rejects)
+    if record is not None:
+        report.dataset["quarantined"] = record["counts"]
+    report.to_json(report_path)
+    if track:
+        configure(params.tracking)
+        with mlflow.start_run(run_name=f"validate-{dataset.name}"):
+            mlflow.set_tags({"ferops.kind": "validate", "validate.on_fail": vp.on_fail,
+                             **lineage_tags({"data": params.dataset.processed_dir})})
+            mlflow.log_metric("validation_success", float(report.success))
+            if record is not None:
+                counts = {reason: record["counts"].get(reason, 0) for reason in REASONS}
+                mlflow.log_metrics({f"quarantined_{reason}": n for reason, n in counts.items()}
+                                   | {"quarantined_total": sum(counts.values())})
+            if rejects.exists():
+                mlflow.log_artifact(str(rejects))
+            mlflow.log_artifact(str(report_path))
+    if not report.success:
+        raise ValidationError(report)
+    return report
