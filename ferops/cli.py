@@ -15,9 +15,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _params(args):
-    from ferops.config import load_params
+    """params.yaml, parsed once per command (main() reads it before TensorFlow loads)."""
+    if getattr(args, "loaded_params", None) is None:
+        from ferops.config import load_params
 
-    return load_params(args.params)
+        args.loaded_params = load_params(args.params)
+    return args.loaded_params
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """TensorFlow's or Python's out-of-memory error (a too wide model or too large batch for this machine)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError"
 
 
 def cmd_generate(args) -> None:
@@ -132,11 +140,11 @@ def cmd_reconcile(args) -> None:
 
 def cmd_domain(args) -> None:
     from ferops.data.domains import render_domain
-    from ferops.errors import FeropsError
+    from ferops.errors import FeropsError, shown
 
     params = _params(args)
     if args.name not in params.domains:
-        raise FeropsError(f"{args.name!r} is not in params.yaml domains; known: {sorted(params.domains)}")
+        raise FeropsError(f"{shown(args.name)} is not in params.yaml domains; known: {sorted(params.domains)}")
     print(f"wrote domain {args.name} to {render_domain(params.domains[args.name], params.seed, args.name)}")
 
 
@@ -241,6 +249,7 @@ def cmd_registry_rollback(args) -> None:
 
 FORMATS = ["ck+", "fer2013", "casme2", "folders"]
 LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data"}  # no TensorFlow needed
+OWN_PARAMS_COMMANDS = {"results", "import-data", "predict"}  # read no params.yaml, or only when one exists
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,6 +383,14 @@ def run_command(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command not in OWN_PARAMS_COMMANDS:  # a bad params.yaml fails in 0.1 s and 30 MB, before TensorFlow
+        from ferops.errors import FeropsError
+
+        try:
+            _params(args)
+        except FeropsError as exc:
+            print(f"ferops {args.command}: {exc}", file=sys.stderr)
+            sys.exit(2)
     if args.command not in LIGHT_COMMANDS:  # before anything imports keras: no GPU-build start-up chatter
         from ferops.quiet_tf import import_tensorflow
 
@@ -387,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ferops.errors import FeropsError
+    from ferops.errors import FeropsError, shown_key
 
     # MLflow announces creating its SQLite tables on a fresh store; a newcomer's first command should not
     # open with that (real problems still come as warnings and errors).
@@ -400,8 +417,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ferops {args.command}: {exc}", file=sys.stderr)
         sys.exit(2)
     except MlflowException as exc:  # the store refused: say so in one line, not forty
-        first = str(exc.message if hasattr(exc, "message") else exc).strip().splitlines()[0]
-        print(f"ferops {args.command}: tracking store {mlflow.get_tracking_uri()}: {first}", file=sys.stderr)
+        first = (str(exc.message if hasattr(exc, "message") else exc).strip().splitlines() or [""])[0]
+        print(f"ferops {args.command}: tracking store {mlflow.get_tracking_uri()}: {shown_key(first, 120)}",
+              file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        if not _out_of_memory(exc):
+            raise
+        print(f"ferops {args.command}: out of memory ({type(exc).__name__}); lower model.width or "
+              f"train.batch_size in {args.params}", file=sys.stderr)
         sys.exit(2)
 
 

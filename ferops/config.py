@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import math
 import re
 import types
 import typing
@@ -18,7 +20,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from ferops.errors import FeropsError
+from ferops.errors import FeropsError, shown, shown_key
 
 
 class ParamsError(FeropsError, ValueError):
@@ -29,6 +31,10 @@ def rule(ge: float | None = None, gt: float | None = None, lt: float | None = No
          ascending: bool = False) -> Any:
     """A required field with a range check: no default, so a key missing from params.yaml fails by name."""
     return field(metadata={"ge": ge, "gt": gt, "lt": lt, "le": le, "ascending": ascending})
+
+
+# 4x the paper CNN is ~90M parameters; beyond that a typo (1e9) would only end in an out-of-memory traceback.
+MAX_WIDTH = 4.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class ModelParams:
     dense_units: int = rule(ge=1)
     conv_dropout: float = rule(ge=0.0, lt=1.0)
     dense_dropout: float = rule(ge=0.0, lt=1.0)
-    width: float = rule(gt=0.0)  # multiplies filters and dense units; < 1 for tiny test models
+    width: float = rule(gt=0.0, le=MAX_WIDTH)  # multiplies filters and dense units; < 1 for tiny test models
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,7 @@ class AUParams:
     sparsity: SparsityParams  # L1 + L2 on the output layer's activations (the paper's sparsity prior)
     folds: int = rule(ge=2)
     epochs: int = rule(ge=1)
-    width: float = rule(gt=0.0)  # model.width for this experiment
+    width: float = rule(gt=0.0, le=MAX_WIDTH)  # model.width for this experiment
     batch_size: int = rule(ge=1)
     augment: bool  # train.augment on AU training (flips swap L/R AUs); off learns faster in few epochs
     refit: bool  # train the all-at-once presence model on all subjects and register it
@@ -145,7 +151,7 @@ class TransferParams:
     datasets: tuple[str, ...]  # processed dataset dirs: every ordered pair is a cell
     folds: int = rule(ge=2)  # folds over each target dataset's subjects (image-level where unknown)
     epochs: int = rule(ge=1)
-    width: float = rule(gt=0.0)
+    width: float = rule(gt=0.0, le=MAX_WIDTH)
     finetune_lr_scale: float = rule(gt=0.0, le=1.0)  # fine-tuning learning rate = train.learning_rate x this
 
 
@@ -181,7 +187,7 @@ class MicroClipParams:
 
 @dataclass(frozen=True)
 class MicroCNNParams:
-    width: float = rule(gt=0.0)  # model.width for the micro CNN
+    width: float = rule(gt=0.0, le=MAX_WIDTH)  # model.width for the micro CNN
     pretrain_epochs: int = rule(ge=0)  # once, on the pipeline's emotion dataset (dataset.processed_dir); 0 = none
     epochs: int = rule(ge=0)  # per fold, on the selected frames of the training subjects; 0 = skip
 
@@ -281,18 +287,18 @@ class SearchDim:
     @classmethod
     def parse_params(cls, value: Any, key: str) -> "SearchDim":
         if not isinstance(value, list) or not value or value[0] not in ("float", "int", "choice"):
-            raise ParamsError(f"{key}: expected [float|int, low, high(, log)] or [choice, a, b, ...], got {value!r}")
+            raise ParamsError(f"{key}: expected [float|int, low, high(, log)] or [choice, a, b, ...], got {shown(value)}")
         kind, *rest = value
         if kind == "choice":
             if len(rest) < 2:
-                raise ParamsError(f"{key}: a choice needs at least two values, got {rest!r}")
+                raise ParamsError(f"{key}: a choice needs at least two values, got {shown(rest)}")
             return cls(kind, None, None, False, tuple(rest))
         log = rest[2:] == ["log"]
         if len(rest) not in (2, 3) or (len(rest) == 3 and not log):
-            raise ParamsError(f"{key}: expected [{kind}, low, high] or [{kind}, low, high, log], got {value!r}")
+            raise ParamsError(f"{key}: expected [{kind}, low, high] or [{kind}, low, high, log], got {shown(value)}")
         low, high = (_coerce(v, int if kind == "int" else float, key) for v in rest[:2])
         if not low < high or (log and low <= 0):
-            raise ParamsError(f"{key}: need low < high{' and low > 0 (log scale)' if log else ''}, got {value!r}")
+            raise ParamsError(f"{key}: need low < high{' and low > 0 (log scale)' if log else ''}, got {shown(value)}")
         return cls(kind, low, high, log, None)
 
     def bounds(self) -> tuple:
@@ -355,9 +361,9 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
                               ("le", "<=", lambda a, b: a <= b), ("lt", "<", lambda a, b: a < b)):
             limit = meta.get(op)
             if limit is not None and not ok(v, limit):
-                raise ParamsError(f"{key}: {v!r} must be {bound} {limit}")
+                raise ParamsError(f"{key}: {shown(v)} must be {bound} {limit}")
     if meta.get("ascending") and list(values) != sorted(values):
-        raise ParamsError(f"{key}: {list(values)} must be [low, high]")
+        raise ParamsError(f"{key}: {shown(list(values))} must be [low, high]")
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -368,28 +374,28 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return _build(hint, value, key)
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise ParamsError(f"{key}: {value!r} is not one of {list(typing.get_args(hint))}")
+            raise ParamsError(f"{key}: {shown(value)} is not one of {list(typing.get_args(hint))}")
         return value
     if origin is dict:
         key_type, value_type = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
-        return {_coerce(k, key_type, f"{key} key"): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
+            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__} {shown(value)}")
+        return {_coerce(k, key_type, f"{key} key"): _coerce(v, value_type, f"{key}.{shown_key(k)}") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         for arm in typing.get_args(hint):
             try:
                 return _coerce(value, arm, key)
             except ParamsError:
                 continue
-        raise ParamsError(f"{key}: {value!r} does not match {hint}")
+        raise ParamsError(f"{key}: {shown(value)} does not match {hint}")
     if hint is type(None):
         if value is not None:
-            raise ParamsError(f"{key}: expected null, got {value!r}")
+            raise ParamsError(f"{key}: expected null, got {shown(value)}")
         return None
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise ParamsError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            raise ParamsError(f"{key}: expected a list, got {type(value).__name__} {shown(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
@@ -397,21 +403,23 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ParamsError(f"{key}: expected true/false, got {value!r}")
+            raise ParamsError(f"{key}: expected true/false, got {shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{key}: expected an integer, got {value!r}")
+            raise ParamsError(f"{key}: expected an integer, got {shown(value)}")
         return value
     if hint is float:
         if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads `1e-3` (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{key}: expected a number, got {value!r}")
+            raise ParamsError(f"{key}: expected a number, got {shown(value)}")
+        if not math.isfinite(value):  # .inf / .nan pass every range check and poison training silently
+            raise ParamsError(f"{key}: {shown(value)} must be a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ParamsError(f"{key}: expected a string, got {value!r}")
+            raise ParamsError(f"{key}: expected a string, got {shown(value)}")
         return value
     raise ParamsError(f"{key}: unsupported type {hint}")  # pragma: no cover - schema bug
 
@@ -420,13 +428,16 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ParamsError(f"{prefix or 'params'}: expected a mapping, got {data!r}")
+        raise ParamsError(f"{prefix or 'params'}: expected a mapping, got {shown(data)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         where = prefix or "top level"
-        raise ParamsError(f"unknown key {prefix + '.' if prefix else ''}{unknown[0]} in {where}; allowed: {sorted(names)}")
+        key = shown_key(unknown[0], 40)
+        close = difflib.get_close_matches(key, names, 1)
+        hint = f"did you mean {close[0]}?" if close else f"allowed: {shown(sorted(names), 60)}"
+        raise ParamsError(f"unknown key {prefix + '.' if prefix else ''}{key} in {where}; {hint}")
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
     if missing:
         raise ParamsError(f"missing key {prefix + '.' if prefix else ''}{missing[0]}; every setting lives in params.yaml")
@@ -469,8 +480,11 @@ def read_params_file(path: str | Path) -> dict:
         raise ParamsError(f"{path}: params file not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer past Python's 4300-digit limit
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc)[:2000].split())
+        raise ParamsError(f"{path}: not valid YAML{where}: {shown_key(what)}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data
@@ -496,13 +510,13 @@ def check_search_space(params: Params, data: dict) -> None:
             try:
                 parse_params(overlay(data, nest({key: value})))
             except ParamsError as exc:
-                raise ParamsError(f"tune.space.{key}: {value!r} is not a valid value here ({exc})") from None
+                raise ParamsError(f"tune.space.{shown_key(key)}: {shown(value)} is not a valid value here ({exc})") from None
     for i, settings in enumerate(params.tune.enqueue):
         for key, value in settings.items():
             dim = params.tune.space.get(key)
             inside = dim is not None and (value in dim.choices if dim.kind == "choice" else dim.low <= value <= dim.high)
             if not inside:
-                raise ParamsError(f"tune.enqueue[{i}].{key}: {value!r} is not in tune.space "
+                raise ParamsError(f"tune.enqueue[{i}].{shown_key(key)}: {shown(value)} is not in tune.space "
                                   f"({'no such key' if dim is None else list(dim.bounds())})")
 
 

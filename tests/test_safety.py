@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,76 @@ def test_an_output_file_in_a_missing_folder_is_refused_not_created(tmp_path):
         with atomic_file(tmp_path / "no" / "such" / "x.csv", make_parents=False):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- 3. bounded error messages, 6. schema
+
+_MEASURED = """
+import resource, sys, time
+from ferops import cli
+start = time.perf_counter()
+try:
+    cli.main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{code} {time.perf_counter() - start} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+"""
+
+
+def measured(tmp_path, *args):
+    """`ferops ARGS` in a fresh process: (result, seconds, peak RSS in MB of that process alone)."""
+    record = tmp_path / "measured.txt"
+    result = subprocess.run([sys.executable, "-c", _MEASURED, str(record), *args], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    code, seconds, rss_kb = record.read_text().split()
+    result.returncode = int(code)
+    return result, float(seconds), int(rss_kb) / 1024
+
+
+def test_yaml_alias_bomb_is_one_short_line_in_bounded_memory_and_time(tmp_path):
+    """A 4 KB params file whose dataset.name expands to 9**9 strings once drove `validate` past 4 GB in 53 s."""
+    params = params_file(tmp_path)
+    levels = ["&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = re.sub(r"\n  name: .*\n", f"\n  name: [{', '.join(levels)}]\n", params.read_text(), count=1)
+    params.write_text(text)
+    assert len(text.encode()) < 12_000
+    before = snapshot(tmp_path)
+    result, seconds, rss_mb = measured(tmp_path, "validate")  # in tmp_path, with its params.yaml
+    line = one_line(result.returncode, result.stderr, "dataset.name: expected a string, got [['lol', ")
+    assert seconds < 5 and rss_mb < 300, (seconds, rss_mb)
+    print(f"alias bomb: {seconds:.2f} s, peak RSS {rss_mb:.0f} MB: {line}")
+    assert snapshot(tmp_path) == {**before, "measured.txt": snapshot(tmp_path)["measured.txt"]}
+
+
+def test_a_ten_megabyte_key_is_echoed_cut(tmp_path, capsys, monkeypatch):
+    params = params_file(tmp_path)
+    params.write_text(params.read_text() + "? " + "k" * 10_000_000 + "\n: 1\n")  # (a `k: v` key stops at 1024)
+    monkeypatch.chdir(tmp_path)
+    one_line(*ferops_here(["cv"], capsys), "params.yaml: unknown key kkk", "...")
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"train": {"learning_rate": float("inf")}}, "train.learning_rate: inf must be a finite number"),
+    ({"train": {"decay": float("nan")}}, "train.decay: nan must be a finite number"),
+    ({"model": {"width": 1e9}}, "model.width: 1000000000.0 must be <= 4.0"),
+])
+def test_schema_takes_finite_numbers_and_a_bounded_width(tmp_path, capsys, changes, fragment):
+    params = params_file(tmp_path, changes)
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["--params", str(params), "cv", "--out", str(tmp_path / "out")], capsys), fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_out_of_memory_is_recognised_as_one_line(tmp_path):
+    """A real TensorFlow allocation failure (a 4 TB tensor) is the kind main() turns into its one line."""
+    import tensorflow as tf
+
+    from ferops.cli import _out_of_memory
+
+    with pytest.raises(Exception) as info:
+        tf.zeros([1_000_000, 1_000_000])
+    assert _out_of_memory(info.value) and not _out_of_memory(ValueError("x"))
