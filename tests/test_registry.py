@@ -446,3 +446,20 @@ def test_lock_serialises_and_is_released(store):
 def _hold_lock(uri: str, timeout: float) -> None:
     with registry.registry_lock(uri, timeout=timeout):
         pass
+
+
+def test_versions_and_the_model_carry_the_evidence_as_descriptions(store):
+    name = _name("described")
+    with mlflow.start_run() as cv_run:  # the CV run the description links to
+        pass
+    first = register(store.model_uri, name, 5 / 6, METRIC, KEY, cv_run_id=cv_run.info.run_id)
+    worse = register(store.model_uri, name, 0.5, METRIC, KEY, cv_run_id=cv_run.info.run_id)
+    client = MlflowClient()
+    text = client.get_model_version(name, first.version).description
+    assert f"**{METRIC} = 0.8333**" in text  # 4 significant digits, not 0.8333333333333334
+    link = f"(#/experiments/{cv_run.info.experiment_id}/runs/{cv_run.info.run_id}?workflowType=machine_learning)"
+    assert link in text and KEY.data_hash in text and "protocol `subject`" in text
+    assert first.reason in text
+    assert "does not beat champion v1" in client.get_model_version(name, worse.version).description
+    model = client.get_registered_model(name).description
+    assert model.startswith(f"Champion: **v{first.version}**") and "0.8333" in model

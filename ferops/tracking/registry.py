@@ -507,8 +507,33 @@ def register(model_uri: str, name: str, score: float, metric: str, key: Comparab
         if promote_it and holder != version:
             reason = f"{reason}; then v{holder} took champion: a better comparable score registered concurrently"
             client.set_model_version_tag(name, version, PROMOTION, reason)
+        describe_version(client, name, version, score, metric, key, reason, cv_run_id, holder)
     return Promotion(name, version, score, metric, champion.version if champion else None,
                      champion.score if champion else None, holder == version, reason)
+
+
+def describe_version(client: MlflowClient, name: str, version: str, score: float, metric: str,
+                     key: ComparabilityKey, reason: str, cv_run_id: str, champion: str | None) -> None:
+    """The evidence as the version's (and, for the champion, the model's) description: the UI shows it first.
+
+    Tags hold the same facts for code; a description is what a person reads on the version page,
+    with the CV run as a link (relative, so it opens on whichever host serves the UI).
+    """
+    from ferops.tracking.run_record import sig4
+
+    try:
+        experiment_id = client.get_run(cv_run_id).info.experiment_id
+        cv_link = f"[CV run {cv_run_id[:8]}](#/experiments/{experiment_id}/runs/{cv_run_id}?workflowType=machine_learning)"
+    except MlflowException:
+        cv_link = f"CV run `{cv_run_id}` (not in this store)"
+    text = (f"**{metric} = {sig4(score)}**, measured by {cv_link}\n\n"
+            f"- comparability key: task `{key.task}`, dataset `{key.dataset}`, data `{key.data_hash}`, "
+            f"protocol `{key.protocol}`, {len(key.classes)} classes\n"
+            f"- promotion: {reason}\n")
+    client.update_model_version(name, version, description=text)
+    if champion == version:
+        client.update_registered_model(name, description=f"Champion: **v{version}** (`models:/{name}@champion`). "
+                                                         f"{text}")
 
 
 def _settle(client: MlflowClient, name: str, mine: str, who: str) -> str | None:
