@@ -23,6 +23,16 @@ def _params(args):
     return args.loaded_params
 
 
+def _check_store(args, params) -> None:
+    """A damaged, non-database or read-only SQLite store is one line before the command writes anything."""
+    from ferops.tracking.sqlite_check import check_sqlite_store
+
+    if args.command in NO_STORE_COMMANDS or getattr(args, "no_track", False):
+        return
+    reads_only = args.command == "reconcile" or getattr(args, "registry_command", None) == "list"
+    check_sqlite_store(os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri, write=not reads_only)
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     """TensorFlow's or Python's out-of-memory error (a too wide model or too large batch for this machine)."""
     return isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError"
@@ -250,6 +260,7 @@ def cmd_registry_rollback(args) -> None:
 FORMATS = ["ck+", "fer2013", "casme2", "folders"]
 LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data"}  # no TensorFlow needed
 OWN_PARAMS_COMMANDS = {"results", "import-data", "predict"}  # read no params.yaml, or only when one exists
+NO_STORE_COMMANDS = {"preprocess", "domain"}  # never open the tracking store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         from ferops.errors import FeropsError
 
         try:
-            _params(args)
+            _check_store(args, _params(args))
         except FeropsError as exc:
             print(f"ferops {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)

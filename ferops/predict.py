@@ -148,7 +148,7 @@ def open_rows(out: str | None, columns: list[str], heads) -> Iterator:
         raise FeropsError(f"--out {out}: expected a .csv or .json file name")
     with contextlib.ExitStack() as stack:
         if out:
-            tmp = stack.enter_context(atomic_file(out))
+            tmp = stack.enter_context(atomic_file(out, make_parents=False))
             fh = stack.enter_context(open(tmp, "w", newline=""))
         else:
             fh = sys.stdout
@@ -271,13 +271,17 @@ def run(model: str, paths: list[str], params_path: str, *, out: str | None, anno
         max_faces: int | None, stride: int | None, progress: bool = True) -> int:
     """`ferops predict`: load, score, print the problems, notes and a summary to stderr; returns the exit status."""
     from ferops.config import load_params
-    from ferops.tracking.store import configure
+    from ferops.tracking.sqlite_check import check_sqlite_store
+    from ferops.tracking.store import configure, tracking_uri
 
     for flag, value in (("--max-faces", max_faces), ("--stride", stride)):
         if value is not None and value < 1:
             raise FeropsError(f"{flag} {value}: must be >= 1")
     params = load_params(params_path) if Path(params_path).exists() else None
+    if out and not Path(out).parent.is_dir():  # before loading anything; and never created for the user
+        raise FeropsError(f"--out {out}: folder {Path(out).parent} does not exist; create it or choose another")
     if params is not None and not _is_local_file(model):  # the registry is where params.yaml says
+        check_sqlite_store(tracking_uri(params.tracking), write=False)  # a mistyped store is not created
         configure(params.tracking)
     analyzer = load_analyzer(model, params.serving if params else None)
     report = predict(analyzer, paths, out=out, annotate=annotate, detect=False if whole_image else None,

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, make_toy_dataset
 
 from ferops import cli
 from ferops.io import MARKER, OutputRefused, atomic_dir, atomic_file
+
+from conftest import ROOT, TINY, make_toy_dataset
 
 
 def ferops_process(*args, cwd=None, env=None):
@@ -150,9 +151,9 @@ def test_a_folder_ferops_wrote_is_replaced_and_marked(tmp_path):
 
 
 def test_import_onto_an_existing_name_is_one_line_naming_the_flag(tmp_path, capsys):
-    from format_fixtures import make
-
     from ferops.data.formats import write
+
+    from format_fixtures import make
 
     source = write("folders", make("wild", n=7, seed=0, size=32), tmp_path / "src" / "faces")
     args = ["import-data", str(source), "--format", "folders", "--raw-root", str(tmp_path / "raw"), "--no-dvc"]
@@ -186,7 +187,7 @@ def test_an_output_file_in_a_missing_folder_is_refused_not_created(tmp_path):
 # ---------------------------------------------------------------------------- 3. bounded error messages, 6. schema
 
 _MEASURED = """
-import resource, sys, time
+import sys, time
 from ferops import cli
 start = time.perf_counter()
 try:
@@ -196,12 +197,16 @@ except SystemExit as exc:
 else:
     code = 0
 with open(sys.argv[1], "w") as fh:
-    fh.write(f"{code} {time.perf_counter() - start} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+    hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    fh.write(f"{code} {time.perf_counter() - start} {hwm}")
 """
 
 
 def measured(tmp_path, *args):
-    """`ferops ARGS` in a fresh process: (result, seconds, peak RSS in MB of that process alone)."""
+    """`ferops ARGS` in a fresh process: (result, seconds, peak RSS in MB of that process alone).
+
+    VmHWM, not getrusage: Linux carries ru_maxrss over fork+exec, so a child would report pytest's own peak.
+    """
     record = tmp_path / "measured.txt"
     result = subprocess.run([sys.executable, "-c", _MEASURED, str(record), *args], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)
@@ -254,3 +259,73 @@ def test_out_of_memory_is_recognised_as_one_line(tmp_path):
     with pytest.raises(Exception) as info:
         tf.zeros([1_000_000, 1_000_000])
     assert _out_of_memory(info.value) and not _out_of_memory(ValueError("x"))
+
+
+# ---------------------------------------------------------------------------- 4. a damaged store is one line
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory):
+    """A real MLflow SQLite store with one experiment and one run in it."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    try:
+        mlflow.set_experiment("probe")
+        with mlflow.start_run():
+            mlflow.log_metric("x", 1.0)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return path
+
+
+def damaged(kind: str, real_store: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "h.db"
+    data = real_store.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 3], "not sqlite": b"just some text\n" * 100,
+                      "zeroed": data[:100] + bytes(len(data) - 100)}[kind])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not sqlite", "zeroed"])
+@pytest.mark.parametrize("argv", [["registry", "list"], ["validate"]])
+def test_a_damaged_store_is_one_line_and_nothing_is_rewritten(tmp_path, capsys, monkeypatch, real_store, kind, argv):
+    params = params_file(tmp_path)
+    make_toy_dataset().save(tmp_path / "processed")
+    store = damaged(kind, real_store, tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "validation.json").write_text('{"earlier": "report"}')
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.name}")  # as the project's sqlite:///mlflow.db
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    fragment = "is not an SQLite database" if kind == "not sqlite" else "is damaged"
+    one_line(*ferops_here(["--params", str(params), *argv], capsys), "tracking store h.db", fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_read_only_store_refuses_a_writing_command_before_it_writes(tmp_path, capsys, monkeypatch, real_store):
+    params = params_file(tmp_path)
+    make_toy_dataset().save(tmp_path / "processed")
+    store = tmp_path / "ro.db"
+    store.write_bytes(real_store.read_bytes())
+    store.chmod(0o444)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "validation.json").write_text('{"earlier": "report"}')
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///ro.db")
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["--params", str(params), "validate"], capsys), "tracking store ro.db", "read-only")
+    assert snapshot(tmp_path) == before
+    code, err = ferops_here(["--params", str(params), "registry", "list"], capsys)  # reading is allowed
+    assert "read-only" not in err and "no registered model 'fer-emotion'" in err, err
+
+
+def test_a_read_only_command_on_a_missing_store_creates_nothing(tmp_path, capsys, monkeypatch):
+    params = params_file(tmp_path)
+    missing = tmp_path / "no" / "such" / "x.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["--params", str(params), "registry", "list"], capsys), "does not exist")
+    assert snapshot(tmp_path) == before and not (tmp_path / "no").exists()
