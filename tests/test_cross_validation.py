@@ -36,6 +36,18 @@ def test_cv_parent_folds_and_metrics(mlflow_store, tiny_params, toy_dataset, tmp
     assert parent.data.tags["cv.protocol"] == "subject"
     assert {"cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro", "f1_neutral"} <= set(parent.data.metrics)
     assert parent.data.params["cv.folds"] == "3"
+    # The sections the cv stage reads, not all of params.yaml (which is one artifact beside them).
+    assert {k.split(".")[0] for k in parent.data.params} == {"seed", "model", "train", "cv", "data"}
+    assert "analysis.top_n" not in parent.data.params
+    logged = client.download_artifacts(result.parent_run_id, "params.yaml", str(tmp_path))
+    assert "analysis:" in open(logged).read()
+    (data_input,) = parent.inputs.dataset_inputs  # the runs table's Dataset column
+    assert data_input.dataset.name == toy_dataset.name
+    assert data_input.dataset.digest == parent.data.tags["dvc.data"][:36]
+    note = parent.data.tags["mlflow.note.content"]  # the run page's description: headline, protocol, data hash
+    mean = parent.data.metrics["cv_accuracy_mean"]
+    assert note.startswith(f"**cv_accuracy_mean = {mean:.4g} ± ") and "subject" in note
+    assert parent.data.tags["dvc.data"] in note
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
@@ -44,6 +56,8 @@ def test_cv_parent_folds_and_metrics(mlflow_store, tiny_params, toy_dataset, tmp
     # Fold runs carry the full recipe and a link to their parent, so they compare in the UI on their own.
     assert all(r.data.params["train.epochs"] == "1" and r.data.tags["ferops.parent_run"] == result.parent_run_id
                for r in folds)
+    assert all(set(r.data.params) - set(parent.data.params) == {"fold", "n_fit", "n_validation", "n_test"}
+               for r in folds)  # comparing folds shows what differs first
     history = client.get_metric_history(folds[0].info.run_id, "val_accuracy")
     assert [m.step for m in history] == [0]  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id, "cv")}

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, make_dvc_project, run_checked
 from infra import ui_screenshot
+
+from conftest import ROOT, make_dvc_project, run_checked
 
 CLASSES = ["neutral", "happiness", "surprise"]
 

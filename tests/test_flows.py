@@ -9,11 +9,12 @@ import shutil
 import pytest
 import yaml
 
-from conftest import ROOT, make_dvc_project
+from ferops.cli import build_parser
 from ferops.config import ParamsError
 from flows.deploy import FLOWS, deployments
-from ferops.cli import build_parser
 from flows.stages import all_stages, apply_overrides, plan, stage_command
+
+from conftest import ROOT, make_dvc_project
 
 
 def test_every_dvc_stage_has_a_task_and_plans_follow_dvc_yaml(monkeypatch):
@@ -99,9 +100,10 @@ def test_a_stage_that_ran_is_completed_and_a_current_one_skipped_on_a_real_serve
 def test_paper_summary_links_point_at_the_tracking_servers_ui(mlflow_server, monkeypatch, tmp_path):
     import mlflow
 
-    from conftest import make_params
     from ferops.tracking.store import ui_address
     from flows.paper import champions
+
+    from conftest import make_params
 
     params = make_params().tracking
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)

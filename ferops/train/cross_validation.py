@@ -30,7 +30,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ferops.config import Params, flatten
+from ferops.config import Params
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.evaluation import METRIC_DEFINITIONS, classification_metrics, plot_confusion_matrix, write_csv, write_json
@@ -39,11 +39,14 @@ from ferops.runners import Mapper, mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.run_record import describe, log_param_sections, log_training_data, sig4
 from ferops.train import devices
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
 from ferops.train.streams import Rows
 from ferops.train.tasks import emotion_task
+
+PARAM_SECTIONS = ("seed", "model", "train", "cv")  # what the cv stage reads (dvc.yaml `params:`), logged per run
 
 
 RECORD_KEYS = ("run_id", "task", "classes", "absent_classes", "data_hash", "protocol_description", "definitions")
@@ -113,8 +116,9 @@ def run_fold(job: FoldJob) -> FoldResult:
     tags = {"ferops.kind": "cv-fold", "ferops.parent_run": job.target.parent_run_id, "cv.fold": str(i),
             "cv.protocol": params.cv.protocol, "ferops.dataset": job.dataset, "ferops.device": devices.describe()}
     with child_run(job.target, fold_run_name(i), tags) as run:
-        mlflow.log_params(flatten(params) | {"fold": i, "n_fit": len(job.fit_rows), "n_validation": len(job.val_rows),
-                                             "n_test": len(job.test_rows)})
+        log_param_sections(params, PARAM_SECTIONS, {"fold": i, "n_fit": len(job.fit_rows),
+                                                    "n_validation": len(job.val_rows), "n_test": len(job.test_rows)},
+                           whole=False)
         result = fit(params, task, _take(images, rows[job.fit_rows]), y[job.fit_rows],
                      _take(images, rows[job.val_rows]), y[job.val_rows],
                      callbacks=[EpochLogger(run.info.run_id)], seed_offset=i)
@@ -134,6 +138,18 @@ def _image_source(dataset: Dataset, data_path: str | Path | None) -> str | np.nd
                 np.array_equal(disk[:16], images[:16]) and np.array_equal(disk[-16:], images[-16:]):
             return str(path.resolve())
     return dataset.images
+
+
+def cv_description(metrics: dict, lineage: dict) -> str:
+    """The CV parent's description: the headline a researcher came for, how it was measured, on what data."""
+    in_lock = "matches dvc.lock" if lineage.get("dvc.data.in_lock") == "true" else "NOT the data dvc.lock records"
+    return (f"**cv_accuracy_mean = {sig4(metrics['cv_accuracy_mean'])} ± {sig4(metrics['cv_accuracy_std'])}** "
+            f"(macro F1 {sig4(metrics['cv_f1_macro'])}), {metrics['folds']}-fold cross-validation over "
+            f"{metrics['n_images']} images of `{metrics['dataset']}`\n\n"
+            f"- protocol: {metrics['protocol_description']}\n"
+            f"- data: DVC hash `{metrics['data_hash']}` ({in_lock})\n"
+            f"- per fold: the nested `fold-*` runs; the final model is the nested `final-*` run, registered by "
+            f"`ferops register` ([models](#/models?workflowType=machine_learning))\n")
 
 
 def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_path: str | Path | None = None,
@@ -157,7 +173,7 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
     oof_pred = np.full(len(y), -1)
     lineage = lineage_tags({"data": data_path or dataset.name})
     with mlflow.start_run(run_name=f"cv-{dataset.name}") as parent:
-        mlflow.log_params(flatten(params))
+        log_param_sections(params, PARAM_SECTIONS)
         mlflow.set_tags({
             **lineage,
             "ferops.kind": "cross-validation",
@@ -167,6 +183,7 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
             "cv.protocol_description": protocol,
         })
         mlflow.log_params({"data.n_images": len(y), "data.n_subjects": len(np.unique(dataset.subjects))})
+        log_training_data(dataset.manifest, dataset.name, lineage["dvc.data"], str(data_path or dataset.name))
         target = current_target()
         jobs = []
         for i in range(cv.folds):
@@ -206,6 +223,7 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
         }
         mlflow.log_metrics({k: metrics[k] for k in ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro")})
         mlflow.log_metrics({f"f1_{name}": v for name, v in pooled["f1"].items()})
+        describe(cv_description(metrics, lineage))
 
         # metrics.json: the numbers `dvc metrics show/diff` compares; run.json: what they mean and where they came from.
         write_json({k: v for k, v in metrics.items() if k not in RECORD_KEYS}, out_dir / "metrics.json")
