@@ -95,6 +95,11 @@ def test_a_stage_that_ran_is_completed_and_a_current_one_skipped_on_a_real_serve
     ran, skipped = _task_states(state.state_details.flow_run_id)
     assert ran[:3] == ("generate", "COMPLETED", "Completed")
     assert skipped[:3] == ("generate", "COMPLETED", SKIPPED) and "up to date (dvc status" in skipped[3]
+    import mlflow
+
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])  # the data-making run has its own experiment
+    (generated,) = client.search_runs([client.get_experiment_by_name("ferops-data").experiment_id])
+    assert generated.data.tags["ferops.kind"] == "generate" and client.get_experiment_by_name("ferops") is None
 
 
 def test_paper_summary_links_point_at_the_tracking_servers_ui(mlflow_server, monkeypatch, tmp_path):

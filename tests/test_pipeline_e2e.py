@@ -40,6 +40,8 @@ def repro(tmp_path_factory):
         deployment = [str(BIN / "prefect"), "deployment", "run"]
         emotion = _run([*deployment, "emotion-cv/default", "-p", "epochs=1", "--watch"], repo, env)
         first = _run([*deployment, "paper/default", "--watch"], repo, env)
+        rerun = _run([*deployment, "paper/default", "--watch"], repo, env)  # everything is current now
+        rerun_states = _paper_task_states(env, repo)
     finally:
         for child in psutil.Process(serve.pid).children(recursive=True):  # the Prefect server deploy started
             child.kill()
@@ -47,7 +49,19 @@ def repro(tmp_path_factory):
         log.close()
     start = time.perf_counter()
     second = _run(["dvc", "repro"], repo, env)
-    return repo, env, emotion, first, second, time.perf_counter() - start
+    return repo, env, emotion, first, second, time.perf_counter() - start, rerun, rerun_states
+
+
+def _paper_task_states(env, repo) -> dict[str, str]:
+    """stage task name -> final state name, of the newest `paper` flow run, from the Prefect server."""
+    script = ("import json\nfrom prefect import get_client\nfrom prefect.client.schemas.filters import *\n"
+              "from prefect.client.schemas.sorting import FlowRunSort\n"
+              "with get_client(sync_client=True) as c:\n"
+              "    (run,) = c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=['paper'])),"
+              " sort=FlowRunSort.START_TIME_DESC, limit=1)\n"
+              "    tasks = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))\n"
+              "    print(json.dumps({t.name: t.state.name for t in tasks}))\n")
+    return json.loads(_run([sys.executable, "-c", script], repo, env).stdout.strip().splitlines()[-1])
 
 
 STAGES = ("generate", "preprocess", "validate", "tune", "cv", "refit", "register",
@@ -60,9 +74,12 @@ def _client(env):
 
 
 def test_deployments_ran_every_stage_and_left_dvc_up_to_date(repro):
-    repo, env, emotion, first, second, seconds = repro
-    for run in (emotion, first):
+    repo, env, emotion, first, second, seconds, rerun, rerun_states = repro
+    for run in (emotion, first, rerun):
         assert "Flow run finished successfully in 'Completed'" in run.stdout, run.stdout[-2000:]
+    # a paper run with everything up to date: every stage's final state says Skipped, the summary still runs
+    stages = {name: state for name, state in rerun_states.items() if name in STAGES}
+    assert set(stages) == set(STAGES) and set(stages.values()) == {"Skipped"}, rerun_states
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert set(STAGES) <= set(lock)  # every stage recorded by the flows' `dvc commit`
     assert "Running stage" not in second.stdout
@@ -139,7 +156,12 @@ def test_mlflow_store_holds_parent_folds_and_registered_champion(repro):
              and r.data.tags.get("ferops.kind") == "cv-fold"]
     assert len(folds) == 3
     assert all({"test_accuracy", "accuracy", "loss"} <= set(r.data.metrics) for r in folds)
-    assert any(r.data.tags.get("ferops.kind") == "validate" for r in runs)
+    # data-making runs have their own experiment: the results' runs table starts with results
+    assert not any(r.data.tags.get("ferops.kind") in ("generate", "validate") for r in runs)
+    data_runs = client.search_runs([client.get_experiment_by_name("ferops-data").experiment_id])
+    assert {"generate", "validate"} <= {r.data.tags.get("ferops.kind") for r in data_runs}
+    top_level = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent in top_level and len(top_level) <= 20  # one screen: headline runs, their jobs nested
     version = client.get_model_version_by_alias("fer-emotion", "champion")
     assert {"candidate", "champion"} <= set(version.aliases)
     refit = client.get_run(version.run_id)

@@ -62,7 +62,7 @@ def test_dvc_repro_validate_under_quarantine_passes_and_stays_reproducible(tmp_p
     assert report["success"] and report["dataset"]["n"] == 20 and report["dataset"]["subjects_known"] is False
 
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    (run,) = client.search_runs([client.get_experiment_by_name("ferops").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("ferops-data").experiment_id])
     assert run.data.metrics["quarantined_blank"] == 2 and run.data.metrics["quarantined_total"] == 7
 
     second = _run(["dvc", "repro", "validate"], repo, env)

@@ -8,7 +8,7 @@ import mlflow
 
 from ferops.config import SynthFacsParams
 from ferops.io import OutputRefused, check_output_dir
-from ferops.tracking.store import configure
+from ferops.tracking.store import configure, data_runs
 
 
 def generate(sp: SynthFacsParams, seed: int, track: bool = False, tracking=None) -> Path:
@@ -25,7 +25,7 @@ def generate(sp: SynthFacsParams, seed: int, track: bool = False, tracking=None)
     out = formats.write(sp.format, dataset, sp.out)
     sheet = contact_sheet(dataset, Path(f"{sp.out}.contact_sheet.png"))
     if track and tracking is not None:
-        configure(tracking)
+        configure(data_runs(tracking))  # its own experiment: data runs don't crowd the results
         with mlflow.start_run(run_name=f"generate-{sp.preset}"):
             mlflow.set_tags({"ferops.kind": "generate"})
             mlflow.log_params({f"synthfacs.{k}": v for k, v in vars(sp).items()} | {"seed": seed})

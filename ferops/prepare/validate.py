@@ -10,7 +10,7 @@ from ferops.config import Params
 from ferops.data.dataset import Dataset
 from ferops.stages import STAGES
 from ferops.tracking.lineage import lineage_tags
-from ferops.tracking.store import configure
+from ferops.tracking.store import configure, data_runs
 
 
 def validate(params: Params, report_path: Path = STAGES["validate"].out, track: bool = True):
@@ -44,7 +44,7 @@ def validate(params: Params, report_path: Path = STAGES["validate"].out, track: 
         report.dataset["quarantined"] = record["counts"]
     report.to_json(report_path)
     if track:
-        configure(params.tracking)
+        configure(data_runs(params.tracking))  # its own experiment: data runs don't crowd the results
         with mlflow.start_run(run_name=f"validate-{dataset.name}"):
             mlflow.set_tags({"ferops.kind": "validate", "validate.on_fail": vp.on_fail,
                              **lineage_tags({"data": params.dataset.processed_dir})})

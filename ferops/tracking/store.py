@@ -12,6 +12,7 @@ process, and the experiment is marked as model training, not GenAI.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -33,7 +34,13 @@ _log = logging.getLogger(__name__)
 # 3.17 itself needs the link from ui_url() as well (see there). Values the UI inferred are replaced.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+DATA_SUFFIX = "-data"  # the experiment of data-making runs: ferops-data beside ferops
 _GUESSED_KINDS = {None, "", "no_inferred_type", "genai_development_inferred", "custom_model_development_inferred"}
+
+
+def data_runs(params: TrackingParams) -> TrackingParams:
+    """Where data-making runs (generate, validate) go: `<experiment>-data`, so the results' runs table is results."""
+    return dataclasses.replace(params, experiment=f"{params.experiment}{DATA_SUFFIX}")
 
 
 def tracking_uri(params: TrackingParams) -> str:
