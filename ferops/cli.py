@@ -129,7 +129,7 @@ def cmd_predict(args) -> None:
 
     status = run(args.model, args.inputs, args.params, out=args.out, annotate=args.annotate,
                  whole_image=args.whole_image, max_faces=args.max_faces, stride=args.stride,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, trust_model=args.trust_model)
     if status:
         sys.exit(status)
 
@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-faces", type=int, help="largest faces kept per image or frame (default: serving.max_faces)")
     p.add_argument("--stride", type=int, help="video: score every Nth frame (default: serving.stride)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
+    p.add_argument("--trust-model", action="store_true", help="load a pyfunc model from outside the registry "
+                   "(a local folder, file://, s3://): MLflow unpickles its code, so only from authors you trust")
 
     p = command("package", cmd_package, "bundle detector, crop and the emotion/AU champions as fer-pipeline, "
                 "register it as champion")

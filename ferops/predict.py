@@ -35,6 +35,7 @@ from ferops.serving.video import (
     IMAGE_SUFFIXES, VIDEO_SUFFIXES, Annotator, Problem, image_frames, stream, video_frames, video_info,
 )
 from ferops.tracking.registry import check_model_uri
+from ferops.trust import check_trusted, load_errors
 
 DEFAULT_MODEL = "models:/fer-pipeline@champion"
 
@@ -49,11 +50,13 @@ def load_model(uri: str) -> tuple[keras.Model, tuple[str, ...]]:
         if not Path(uri).is_file():
             raise FeropsError(f"{uri}: no such model file; pass a .keras file or a registry URI such as "
                               f"models:/fer-emotion@champion (`ferops registry list` shows them)")
-        model = keras.models.load_model(uri)
+        with load_errors(uri):  # safe mode: a Lambda layer's code never runs
+            model = keras.models.load_model(uri)
         n = model.output_shape[-1]
         return model, EMOTIONS if n == len(EMOTIONS) else tuple(f"class_{i}" for i in range(n))
-    check_model_uri(uri)
-    model = mlflow.keras.load_model(uri)
+    ref = check_model_uri(uri)
+    with load_errors(uri, ref.version):  # a damaged or missing model.keras in the version's artifacts
+        model = mlflow.keras.load_model(uri)
     metadata = mlflow.models.get_model_info(uri).metadata or {}
     n = model.output_shape[-1]
     classes = tuple(metadata.get("classes") or (f"class_{i}" for i in range(n)))
@@ -78,14 +81,20 @@ def trained_on(uri: str) -> dict:
                           f"retrain it with this ferops version") from None
 
 
-def load_analyzer(uri: str, serving: ServingParams | None) -> Analyzer:
-    """A fer-pipeline bundle (with its own settings) or a plain emotion model (with params.yaml `serving`)."""
+def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = False) -> Analyzer:
+    """A fer-pipeline bundle (with its own settings) or a plain emotion model (with params.yaml `serving`).
+
+    A bundle is a pyfunc, whose loading unpickles code: from outside the registry only with `trust_model`.
+    """
     local_bundle = _is_local_file(uri) and (Path(uri) / "MLmodel").is_file()
     if local_bundle or not _is_local_file(uri):
-        if not local_bundle:
-            check_model_uri(uri)
-        if "keras" not in mlflow.models.get_model_info(uri).flavors:
-            return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+        ref = None if local_bundle else check_model_uri(uri)
+        with load_errors(uri, ref and ref.version):
+            flavors = mlflow.models.get_model_info(uri).flavors
+        if "keras" not in flavors:
+            check_trusted(uri, local_bundle, trust_model)
+            with load_errors(uri, ref and ref.version):
+                return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
     if serving is None:
         raise FeropsError(f"{uri}: a plain emotion model takes its face-detection settings from params.yaml "
                           f"`serving`, and there is no params.yaml here; run from the project folder (or pass "
@@ -268,7 +277,7 @@ def predict(analyzer: Analyzer, paths: list[str], *, out: str | None = None, ann
 
 
 def run(model: str, paths: list[str], params_path: str, *, out: str | None, annotate: str | None, whole_image: bool,
-        max_faces: int | None, stride: int | None, progress: bool = True) -> int:
+        max_faces: int | None, stride: int | None, progress: bool = True, trust_model: bool = False) -> int:
     """`ferops predict`: load, score, print the problems, notes and a summary to stderr; returns the exit status."""
     from ferops.config import load_params
     from ferops.tracking.sqlite_check import check_sqlite_store
@@ -283,7 +292,7 @@ def run(model: str, paths: list[str], params_path: str, *, out: str | None, anno
     if params is not None and not _is_local_file(model):  # the registry is where params.yaml says
         check_sqlite_store(tracking_uri(params.tracking), write=False)  # a mistyped store is not created
         configure(params.tracking)
-    analyzer = load_analyzer(model, params.serving if params else None)
+    analyzer = load_analyzer(model, params.serving if params else None, trust_model)
     report = predict(analyzer, paths, out=out, annotate=annotate, detect=False if whole_image else None,
                      max_faces=max_faces, stride=stride, progress=progress)
     for line in [p.line() for p in report.problems] + report.notes + [report.summary()]:

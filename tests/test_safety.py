@@ -329,3 +329,93 @@ def test_a_read_only_command_on_a_missing_store_creates_nothing(tmp_path, capsys
     before = snapshot(tmp_path)
     one_line(*ferops_here(["--params", str(params), "registry", "list"], capsys), "does not exist")
     assert snapshot(tmp_path) == before and not (tmp_path / "no").exists()
+
+
+# ---------------------------------------------------------------------------- 2. model loading that says what it trusts
+
+
+def _face(tmp_path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), np.full((48, 48), 128, np.uint8))
+    return face
+
+
+def _tiny_model():
+    import dataclasses
+
+    from conftest import make_params as tiny
+    from ferops.models import build_cnn
+
+    return build_cnn(dataclasses.replace(tiny().model, width=0.0625), (48, 48, 1), 8)
+
+
+def test_a_pyfunc_folder_with_a_malicious_reduce_does_not_run_without_trust(tmp_path, capsys, monkeypatch):
+    import mlflow
+
+    marker = tmp_path / "pwned.txt"
+
+    class Evil(mlflow.pyfunc.PythonModel):
+        def __reduce__(self):  # unpickling calls open(marker, "w"): a harmless stand-in for a shell command
+            return (open, (str(marker), "w"))
+
+        def predict(self, context, model_input):
+            return model_input
+
+    mlflow.pyfunc.save_model(str(tmp_path / "evil"), python_model=Evil())
+    marker.unlink(missing_ok=True)  # (saving checked the pickle by loading it: it ran once here)
+    capsys.readouterr()
+    params_file(tmp_path)
+    face = _face(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["predict", "face.png", "--model", "evil"], capsys), "evil: loading", "--trust-model")
+    assert not marker.exists() and snapshot(tmp_path) == before
+    ferops_here(["predict", "face.png", "--model", "evil", "--trust-model"], capsys)
+    assert marker.exists()  # the refusal above was all that stood between the folder and its code
+
+
+def test_a_keras_lambda_layer_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(8)(keras.layers.Flatten()(keras.layers.Lambda(lambda x: x * 2)(inputs)))
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    params_file(tmp_path)
+    face = _face(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    one_line(*ferops_here(["predict", str(face), "--whole-image", "--model", "lambda.keras"], capsys),
+             "lambda.keras: cannot load the model")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_model_keras_in_a_registered_version_is_one_line(tmp_path, capsys, monkeypatch, damage):
+    import mlflow
+    import numpy as np
+
+    params = params_file(tmp_path)  # (absolute store path: MLflow caches one engine per URI string)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from ferops.config import load_params
+    from ferops.tracking.store import configure
+
+    configure(load_params(params).tracking)
+    model = _tiny_model()
+    x = np.zeros((2, 48, 48, 1), np.float32)
+    with mlflow.start_run():
+        info = mlflow.keras.log_model(model, name="m", signature=mlflow.models.infer_signature(x, model.predict(x)))
+    mlflow.register_model(info.model_uri, "fer-emotion")
+    capsys.readouterr()
+    keras_file = next((tmp_path / "mlartifacts").rglob("model.keras"))
+    if damage == "truncated":
+        keras_file.write_bytes(keras_file.read_bytes()[:1000])
+    else:
+        keras_file.unlink()
+    face = _face(tmp_path)
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["predict", str(face), "--whole-image", "--model", "models:/fer-emotion/1"], capsys),
+             "models:/fer-emotion/1 v1 (data/model.keras): cannot load the model")
+    ours = lambda snap: {k: v for k, v in snap.items() if not k.startswith(("mlartifacts", "mlflow.db"))}  # noqa: E731
+    assert ours(snapshot(tmp_path)) == ours(before)  # (MLflow's own load notes registered_model_meta there)
