@@ -96,6 +96,13 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "au")}
     assert {"au/presence.json", "au/intensity.json", "au/presence.png"} <= artifacts
     assert run.data.metrics["all_at_once_f1_mean"] == pytest.approx(metrics["all_at_once"]["f1_mean"])
+    assert {k.split(".")[0] for k in run.data.params} == {"seed", "au", "model", "train"}  # the au stage's sections
+    description = run.data.tags["mlflow.note.content"]
+    assert description.startswith(f"**all-at-once presence F1 = {metrics['all_at_once']['f1_mean']:.4g}")
+    assert run.data.tags["dvc.data"] in description and "fer-au v1](#/models/fer-au/versions/1" in description
+    shown = mlflow.load_table("au/presence.json", run_ids=[run.info.run_id])
+    assert list(shown.columns[:3]) == ["mode", "au", "f1"]
+    assert all(len(f"{v:.10g}".replace("0.", "").lstrip("0")) <= 4 for v in shown["f1"])  # 4 significant digits
 
     registry = result["registry"]
     assert registry["registered"] and registry["champion"]

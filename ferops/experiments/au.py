@@ -27,7 +27,7 @@ import pandas as pd
 from ferops.au_metrics import (
     INTENSITY_DEFINITIONS, PRESENCE_DEFINITIONS, intensity_table, presence_table, summarise,
 )
-from ferops.config import Params, flatten, replace
+from ferops.config import Params, replace
 from ferops.data.dataset import Dataset, mirrored
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
@@ -36,12 +36,14 @@ from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.run_record import describe, log_param_sections, note, registry_line, round_table, sig4
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
 from ferops.train.tasks import Task, au_intensity_task, au_presence_task
 
 OUT_DIR = Path("outputs/au")
+PARAM_SECTIONS = ("seed", "au", "model", "train")  # what the au stage reads (dvc.yaml `params:`)
 
 
 def experiment_params(params: Params) -> Params:
@@ -120,7 +122,9 @@ def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray
 
 def _log_table(table: pd.DataFrame, out: Path, artifact: str) -> None:
     write_csv(table, out)
-    mlflow.log_table(table, artifact_file=f"au/{artifact}.json")
+    first = [c for c in ("mode", "au", "f1") if c in table]  # the UI's table view cuts off its right end
+    shown = table[first + [c for c in table if c not in first]]
+    mlflow.log_table(round_table(shown), artifact_file=f"au/{artifact}.json")
 
 
 def plot_presence(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
@@ -196,7 +200,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
     tables: dict[str, pd.DataFrame] = {}
 
     with mlflow.start_run(run_name=f"au-{dataset.name}") as parent:
-        mlflow.log_params(flatten(p))
+        log_param_sections(p, PARAM_SECTIONS)
         mlflow.set_tags({**lineage, "ferops.kind": "au-detection", "ferops.dataset": dataset.name,
                          "cv.protocol_description": protocol})
         y = presence.targets(dataset)
@@ -237,6 +241,11 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
         if au.refit and "all_at_once" in au.modes:
             registry = _refit_and_register(p, presence, dataset, parent.info.run_id,
                                            metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject")
+        headline = ", ".join(f"{mode.replace('_', '-')} presence F1 = {sig4(metrics[mode]['f1_mean'])}"
+                             for mode in tables)
+        describe(note(f"{headline} over {metrics[next(iter(tables))]['n_aus']} AUs" if tables else "AU intensity only",
+                      f"{au.folds}-fold CV, {protocol}", f"`{dataset.name}`, {len(dataset)} images, DVC hash "
+                      f"`{lineage['dvc.data']}`", (registry_line(registry),)))
     record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"], "registry": registry}
     numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", "intensity", "n_images")}
     write_json(numbers, out_dir / "metrics.json")

@@ -54,6 +54,25 @@ def log_training_data(manifest: pd.DataFrame, name: str, digest: str, source: st
     mlflow.log_input(dataset, context=context)
 
 
+def note(headline: str, protocol: str, data: str, more: tuple[str, ...] = ()) -> str:
+    """A run description: the headline in bold, then how it was measured and on what data."""
+    return "\n".join([f"**{headline}**", "", f"- protocol: {protocol}", f"- data: {data}",
+                      *(f"- {line}" for line in more)]) + "\n"
+
+
+def model_link(name: str, version: str | int) -> str:
+    """A Markdown link to a model version, relative: it opens on whichever host serves the UI."""
+    return f"[{name} v{version}](#/models/{name}/versions/{version}?workflowType=machine_learning)"
+
+
+def registry_line(registry: dict) -> str:
+    """What became of the run's model in the registry, for its description."""
+    if not registry.get("registered"):
+        return f"not registered: {registry.get('reason', 'no model')}"
+    state = "champion" if registry.get("champion") else "candidate (did not beat the champion)"
+    return f"registered as {model_link(registry['model'], registry['version'])}, {state}"
+
+
 def describe(markdown: str) -> None:
     """The active run's description in the MLflow UI."""
     mlflow.set_tag(NOTE_TAG, markdown)
