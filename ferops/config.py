@@ -246,6 +246,7 @@ class ServingParams:
     detect_faces: bool  # false: every image is already one face crop (as SynthFACS, FER2013, CK+48): resize only
     detect_width: int = rule(ge=0)  # detection runs on frames shrunk to this width, boxes mapped back; 0 = full size
     max_faces: int = rule(ge=1)  # largest faces kept per image or frame
+    max_pixels: int = rule(ge=1)  # per served image, read from its header before decoding (REST: larger is a 400)
     batch_size: int = rule(ge=1)  # faces per forward pass, at most
     window: int = rule(ge=1)  # frames whose faces are batched into one forward pass
     queue: int = rule(ge=1)  # frames decoded and detected ahead (bounded: memory stays flat in video length)

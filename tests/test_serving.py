@@ -243,3 +243,89 @@ def test_rest_server_answers_base64_images(store, pyfunc, tmp_path):
         os.killpg(server.pid, signal.SIGTERM)  # mlflow starts uvicorn in the session it leads
         server.wait(timeout=30)
         log.close()
+
+
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def test_rest_limits_and_a_bounded_load_test_on_loopback(store, tmp_path):
+    """Issue 22: a 16000 x 16000 PNG (263 KB) is a 400 from its header, max_faces <= 0 is a 400, 400 bodies are
+    one line that never echo the payload; 200 requests from 8 clients on 127.0.0.1: no errors, flat RSS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", URI, "--env-manager", "local",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=tmp_path, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(records, params=None):
+        body = json.dumps({"dataframe_records": records, **({"params": params} if params else {})}).encode()
+        request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def record(data: bytes, image_id="cam"):
+        return {"image": base64.b64encode(data).decode(), "colour_order": "file", "image_id": image_id}
+
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"server not up in 120 s: {(tmp_path / 'serve.log').read_text()[-3000:]}")
+        face = record(_png(still(6)))
+        assert post([face])[0] == 200  # warm: the first request builds the models' graphs
+
+        ok, huge = cv2.imencode(".png", np.zeros((16000, 16000), np.uint8))
+        rss_before = _tree_rss_mb(server.pid)
+        start = time.perf_counter()
+        code, body = post([record(huge.tobytes(), "big-one")])
+        seconds = time.perf_counter() - start
+        growth = _tree_rss_mb(server.pid) - rss_before
+        message = json.loads(body)["message"]
+        assert code == 400 and "over serving.max_pixels" in message and len(message.splitlines()) == 1, body
+        assert seconds < 1 and growth < 50, (seconds, growth)
+        print(f"16000x16000 PNG ({len(huge.tobytes())} bytes): 400 in {seconds * 1000:.0f} ms, RSS +{growth:.1f} MB")
+
+        for max_faces in (0, -1):
+            code, body = post([face], {"max_faces": max_faces})
+            assert code == 400 and "max_faces" in json.loads(body)["message"], body
+        payload = base64.b64encode(b"PAYLOAD-" * 400).decode()
+        for bad in ({"image": payload, "colour_order": "file"}, {"image": payload, "colour_order": "X" * 5000}):
+            code, body = post([bad])
+            message = json.loads(body)["message"]
+            assert code == 400 and len(message.splitlines()) == 1 and len(message) <= 300, body
+            assert payload[:40] not in message and "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX" not in message, message
+
+        def timed(_):
+            start = time.perf_counter()
+            code, _body = post([face])
+            return code, time.perf_counter() - start
+
+        rss_start = _tree_rss_mb(server.pid)
+        with ThreadPoolExecutor(8) as clients:
+            results = list(clients.map(timed, range(200)))
+        rss_end = _tree_rss_mb(server.pid)
+        errors = sum(code != 200 for code, _ in results)
+        p95 = float(np.percentile([s for _, s in results], 95))
+        print(f"load test: 200 requests, 8 clients, {errors} errors, p95 {p95 * 1000:.0f} ms, "
+              f"RSS {rss_start:.0f} -> {rss_end:.0f} MB")
+        assert errors == 0 and rss_end <= 1.10 * rss_start, (errors, rss_start, rss_end)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # mlflow starts uvicorn in the session it leads
+        server.wait(timeout=30)
+        log.close()

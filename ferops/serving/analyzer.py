@@ -42,6 +42,7 @@ class Settings:
     window: int
     queue: int
     stride: int
+    max_pixels: int = 40_000_000  # (bundles packaged before this setting get the params.yaml default)
 
     @classmethod
     def from_params(cls, serving) -> Settings:

@@ -24,14 +24,13 @@ import cv2
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from ferops.errors import FeropsError
+from ferops.errors import FeropsError, shown_key
 from ferops.serving.analyzer import ID_COLUMNS, Analyzer, Head, Settings, output_columns
 from ferops.serving.pixels import decode, pipeline_input
+from ferops.serving.refusal import RequestRefused
 from ferops.serving.synthetic import still
 
 CONFIG = "config"
@@ -67,20 +66,23 @@ def score_frame(analyzer: Analyzer, frame: pd.DataFrame, params: dict) -> pd.Dat
     settings = analyzer.settings
     detect = bool(params.get("detect_faces", settings.detect_faces))
     max_faces = int(params.get("max_faces", settings.max_faces))
+    if max_faces < 1:  # 0 or -1 used to answer 200 with no faces; the CLI refuses --max-faces 0 too
+        raise RequestRefused(f"params.max_faces {max_faces}: must be >= 1")
     frame = pd.DataFrame(frame).reset_index(drop=True)
     missing = [c for c in ("image", "colour_order") if c not in frame]
     if missing:
-        raise MlflowException(f"input columns {missing} missing; expected image, colour_order (and optionally "
-                              f"image_id)", INVALID_PARAMETER_VALUE)
+        raise RequestRefused(f"input columns {missing} missing; expected image, colour_order (and optionally "
+                             f"image_id)")
     ids = frame["image_id"] if "image_id" in frame else pd.Series([None] * len(frame))
     found = []
     try:
         for i, (data, order, given) in enumerate(zip(frame["image"], frame["colour_order"], ids)):
             image_id = str(i) if given is None or (isinstance(given, float) and np.isnan(given)) else str(given)
-            image = decode(data, str(order).lower(), f"row {i} (image_id {image_id})")
+            image = decode(data, str(order).lower(), f"row {i} (image_id {shown_key(image_id, 40)})",
+                           max_pixels=settings.max_pixels)
             found.append(analyzer.find(image, image_id, 0, detect, max_faces))
     except FeropsError as exc:  # REST: a 400 answer naming the row, not a 500
-        raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
+        raise RequestRefused(str(exc)) from None
     rows = [row for rows in analyzer.score(found) for row in rows]
     return pd.DataFrame(rows, columns=analyzer.columns())
 

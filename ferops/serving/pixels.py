@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ferops.data.formats._images import decode_image
-from ferops.errors import FeropsError
+from ferops.errors import FeropsError, shown, shown_key
 
 COLOUR_ORDERS = ("file", "rgb", "bgr", "gray")
 _NPY_MAGIC = b"\x93NUMPY"
@@ -49,24 +49,61 @@ def to_rgb(array: np.ndarray, colour_order: str, what: str) -> np.ndarray:
     return np.ascontiguousarray(array) if colour_order == "rgb" else cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
 
 
-def decode(data: bytes, colour_order: str, what: str) -> np.ndarray:
-    """One served image's bytes and declared colour order -> uint8 RGB (H x W x 3) or gray (H x W x 1)."""
+def header_pixels(data: bytes) -> int | None:
+    """Width x height from an encoded image's header, without decoding it (None when no header is readable).
+
+    A 776 KB PNG can hold 16000 x 16000 pixels (1.5 GB decoded), so size is judged before decoding.
+    """
+    if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
+                return image.size[0] * image.size[1]
+    except Image.DecompressionBombError:  # over twice PIL's own 89 MP limit
+        return 2 * Image.MAX_IMAGE_PIXELS + 1
+    except Exception:  # not a format PIL knows: OpenCV's decoder (and its own 2**30 limit) decides
+        return None
+
+
+def _check_pixels(pixels: int | None, max_pixels: int | None, what: str) -> None:
+    if max_pixels is not None and pixels is not None and pixels > max_pixels:
+        raise FeropsError(f"{what}: {pixels:,} pixels is over serving.max_pixels ({max_pixels:,}); send a smaller "
+                          f"image")
+
+
+def decode(data: bytes, colour_order: str, what: str, max_pixels: int | None = None) -> np.ndarray:
+    """One served image's bytes and declared colour order -> uint8 RGB (H x W x 3) or gray (H x W x 1).
+
+    `max_pixels` is checked from the header (file) or the array's shape (.npy) before anything is decoded.
+    """
     if colour_order not in COLOUR_ORDERS:
-        raise FeropsError(f"{what}: colour_order {colour_order!r}; expected one of {list(COLOUR_ORDERS)} "
+        raise FeropsError(f"{what}: colour_order {shown(colour_order, 20)}; expected one of {list(COLOUR_ORDERS)} "
                           f"(file: an encoded image file; rgb, bgr, gray: a .npy array of raw pixels)")
     is_array = bytes(data[:6]) == _NPY_MAGIC
     if colour_order == "file":
         if is_array:
             raise FeropsError(f"{what}: a .npy array declared colour_order 'file'; declare its channel order: "
                               f"rgb, bgr or gray")
+        _check_pixels(header_pixels(data), max_pixels, what)
         return decode_image(bytes(data), what)
     if not is_array:
         raise FeropsError(f"{what}: colour_order {colour_order!r} declares raw pixels, but the bytes are not a "
                           f".npy array; an encoded image file (PNG, JPEG, ...) takes colour_order 'file'")
     try:
+        stream = io.BytesIO(data)
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape = read_header(stream)[0]
+        _check_pixels(int(np.prod(shape[:2])) if len(shape) >= 2 else None, max_pixels, what)
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise FeropsError(f"{what}: not a readable .npy array ({exc})") from None
+        raise FeropsError(f"{what}: not a readable .npy array ({shown_key(str(exc), 60)})") from None
     return to_rgb(array, colour_order, what)
 
 
