@@ -101,7 +101,7 @@ class TrainParams:
     decay: float = rule(ge=0.0)  # lr / (1 + decay * step), as Keras' legacy Adam `decay`
     validation_fraction: float = rule(gt=0.0, lt=1.0)  # share of training subjects held out for decisions
     augment: AugmentParams
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"]  # Keras dtype policy of models fit builds
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]  # auto: ferops.train.precision.choose
     deterministic: bool  # TF op determinism: identical reruns on CPU; off is faster on GPU (the run records which)
     system_metrics: bool  # MLflow system metrics (CPU, memory, GPU via nvidia-ml-py) on every training run
 

@@ -32,9 +32,17 @@ from ferops.errors import FeropsError
 from ferops.io import atomic_file
 from ferops.serving.analyzer import Analyzer, Head, Settings
 from ferops.serving.video import (
-    IMAGE_SUFFIXES, VIDEO_SUFFIXES, Annotator, Problem, image_frames, stream, video_frames, video_info,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    Annotator,
+    Problem,
+    image_frames,
+    stream,
+    video_frames,
+    video_info,
 )
 from ferops.tracking.registry import check_model_uri
+from ferops.train.precision import load_keras, resolve as resolve_precision, with_policy
 from ferops.trust import check_trusted, load_errors
 
 DEFAULT_MODEL = "models:/fer-pipeline@champion"
@@ -51,12 +59,12 @@ def load_model(uri: str) -> tuple[keras.Model, tuple[str, ...]]:
             raise FeropsError(f"{uri}: no such model file; pass a .keras file or a registry URI such as "
                               f"models:/fer-emotion@champion (`ferops registry list` shows them)")
         with load_errors(uri):  # safe mode: a Lambda layer's code never runs
-            model = keras.models.load_model(uri)
+            model = load_keras(uri)  # in this machine's precision, whatever it was trained in
         n = model.output_shape[-1]
         return model, EMOTIONS if n == len(EMOTIONS) else tuple(f"class_{i}" for i in range(n))
     ref = check_model_uri(uri)
     with load_errors(uri, ref.version):  # a damaged or missing model.keras in the version's artifacts
-        model = mlflow.keras.load_model(uri)
+        model = with_policy(mlflow.keras.load_model(uri), resolve_precision())
     metadata = mlflow.models.get_model_info(uri).metadata or {}
     n = model.output_shape[-1]
     classes = tuple(metadata.get("classes") or (f"class_{i}" for i in range(n)))
@@ -129,6 +137,19 @@ def collect_inputs(paths: list[str]) -> tuple[list[Input], list[Problem]]:
         else:
             problems.append(Problem(arg, "no such file or folder"))
     return inputs, problems
+
+
+def symlinked_folders(paths: list[str]) -> list[str]:
+    """One note per symlinked folder inside a searched folder: never followed (a loop would never end), never
+    silently skipped either."""
+    notes = []
+    for arg in paths:
+        if Path(arg).is_dir():
+            for link in sorted(p for p in Path(arg).rglob("*") if p.is_symlink() and not p.is_file()):
+                loop = link.resolve(strict=False) in (link.parent.resolve(), *link.parent.resolve().parents)
+                notes.append(f"{link}: symlinked folder not searched ({'a loop; ' if loop else ''}links to "
+                             f"folders are not followed)")
+    return notes
 
 
 def _frames(inputs: list[Input], stride: int):
@@ -272,7 +293,7 @@ def predict(analyzer: Analyzer, paths: list[str], *, out: str | None = None, ann
             annotator.close()
             report.annotated = annotator.written
     report.seconds = time.perf_counter() - start
-    report.notes = _face_notes(counts, set(videos), max_faces)
+    report.notes = _face_notes(counts, set(videos), max_faces) + symlinked_folders(paths)
     return report
 
 

@@ -23,7 +23,9 @@ from ferops.data.dataset import Dataset  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "model": {"width": 0.125},
-    "train": {"epochs": 1, "batch_size": 16},
+    # float32 whatever the machine: byte-identical comparisons hold on every CI host (tests/test_precision.py
+    # runs each stage in mixed_bfloat16 and checks bf16 reruns are identical too)
+    "train": {"epochs": 1, "batch_size": 16, "precision": "float32"},
     "cv": {"folds": 3},
     "runner": {"kind": "local", "workers": 2, "address": None},  # tests that fan out choose their runner
     "validate": {"min_per_class": 1},

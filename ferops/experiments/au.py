@@ -25,7 +25,11 @@ import numpy as np
 import pandas as pd
 
 from ferops.au_metrics import (
-    INTENSITY_DEFINITIONS, PRESENCE_DEFINITIONS, intensity_table, presence_table, summarise,
+    INTENSITY_DEFINITIONS,
+    PRESENCE_DEFINITIONS,
+    intensity_table,
+    presence_table,
+    summarise,
 )
 from ferops.config import Params, replace
 from ferops.data.dataset import Dataset, mirrored
@@ -40,6 +44,7 @@ from ferops.tracking.run_record import describe, log_param_sections, note, regis
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.precision import resolve as resolve_precision
 from ferops.train.tasks import Task, au_intensity_task, au_presence_task
 
 OUT_DIR = Path("outputs/au")
@@ -201,7 +206,8 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
 
     with mlflow.start_run(run_name=f"au-{dataset.name}") as parent:
         log_param_sections(p, PARAM_SECTIONS)
-        mlflow.set_tags({**lineage, "ferops.kind": "au-detection", "ferops.dataset": dataset.name,
+        mlflow.set_tags({**lineage, "ferops.precision": resolve_precision(params.train.precision),
+                         "ferops.kind": "au-detection", "ferops.dataset": dataset.name,
                          "cv.protocol_description": protocol})
         y = presence.targets(dataset)
         if "all_at_once" in au.modes:

@@ -35,6 +35,7 @@ from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import holdout_split, inner_split
+from ferops.train.precision import load_keras, resolve as resolve_precision
 from ferops.train.tasks import au_presence_task
 
 OUT_DIR = Path("outputs/cross_task")
@@ -81,7 +82,7 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
     y = task.targets(dataset)
     train_rows, test_rows = holdout_split(dataset.subjects, ct.test_fraction, params.seed)
     subsets = subject_subsets(dataset.subjects, train_rows, ct.fractions, params.seed)
-    source = keras.models.load_model(emotion_model)
+    source = load_keras(emotion_model, params.train.precision)  # in this machine's policy, not the trainer's
     if source.input_shape[1:] != dataset.images.shape[1:]:
         raise FeropsError(f"{emotion_model}: takes {source.input_shape[1:]} images, {au.data} has "
                           f"{dataset.images.shape[1:]}")
@@ -89,6 +90,7 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
     with mlflow.start_run(run_name="cross-task") as parent:
         mlflow.log_params(flatten(p) | {"emotion_model": str(emotion_model), "n_test": len(test_rows)})
         mlflow.set_tags({**lineage_tags({"data": au.data, "emotion_model": emotion_model}),
+                         "ferops.precision": resolve_precision(params.train.precision),
                          "ferops.kind": "cross-task"})
         plan = [(f, m) for f in ct.fractions for m in MODES]
         for step, (fraction, mode) in enumerate(tqdm(plan, desc="cross-task", unit="fit")):
@@ -97,7 +99,7 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
             if mode == "scratch":
                 model, recipe = None, p
             else:
-                base = keras.models.load_model(emotion_model)  # a fresh copy per cell
+                base = load_keras(emotion_model, params.train.precision)  # a fresh copy per cell
                 model = replace_head(base, task.head, freeze=CONV_LAYERS if mode == "frozen" else ())
                 recipe = finetune if mode == "fine_tuned" else p
             n_subjects = len(np.unique(dataset.subjects[rows]))

@@ -32,15 +32,24 @@ from ferops.errors import FeropsError
 from ferops.evaluation import plot_confusion_matrix, write_csv, write_json
 from ferops.experiments import micro_metrics as mm
 from ferops.experiments.micro_data import MicroData, load_micro
-from ferops.experiments.micro_jobs import (PROTOCOL, LosoJob, LosoSetup, fold_run_name, release, run_loso_fold,
-                                           trainer_for)
+from ferops.experiments.micro_jobs import (
+    PROTOCOL,
+    LosoJob,
+    LosoSetup,
+    fold_run_name,
+    release,
+    run_loso_fold,
+    trainer_for,
+)
 from ferops.experiments.micro_train import CnnLstm, pretrain_cnn
 from ferops.features.lbp_top import lbp_top_features
 from ferops.runners import mapper_for
 from ferops.tracking.job_runs import current_target, keep_only
 from ferops.tracking.lineage import git_commit
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.run_record import describe, note, registry_line, sig4
 from ferops.tracking.store import configure
+from ferops.train.precision import resolve as resolve_precision
 
 OUT_DIR = Path("outputs/micro")
 TASK = "micro_emotion"
@@ -89,6 +98,11 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
             record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
             record["registry"] = (register_final(params, trainer_for(setup), data, metrics, parent.info.run_id)
                                   if mp.register else {"registered": False, "reason": "micro.register is false"})
+            describe(note(", ".join(f"{MODELS[m]} UF1 {sig4(metrics[m]['5class']['uf1'])}, "
+                                    f"UAR {sig4(metrics[m]['5class']['uar'])}" for m in ("cnn_lstm", "lbp_top")),
+                          f"{PROTOCOL}, {len(folds)} folds; UF1/UAR pooled over all folds (5 classes; 3-class "
+                          f"composite in the metrics)", f"`{data.name}`, {len(y)} clips, DVC hash `{data.data_hash}`",
+                          (registry_line(record["registry"]),)))
         finally:
             release()
         record["wall_s"] = round(time.perf_counter() - started, 1)
@@ -102,7 +116,8 @@ def _log_parent(params: Params, data: MicroData, n_folds: int) -> None:
     mlflow.log_params(flatten(params.micro, "micro.") | {"seed": params.seed, "model.filters": list(params.model.filters)})
     mlflow.log_params({"data.n_clips": len(data.clips), "data.n_subjects": n_folds,
                        "data.clip_shape": list(data.clips.images.shape[1:])})
-    mlflow.set_tags({**git_commit(), "ferops.kind": "micro", "ferops.task": TASK, "ferops.dataset": data.name,
+    mlflow.set_tags({**git_commit(), "ferops.precision": resolve_precision(params.train.precision),
+                     "ferops.kind": "micro", "ferops.task": TASK, "ferops.dataset": data.name,
                      "dvc.data": data.data_hash, "data.data.path": data.source, "cv.protocol": PROTOCOL,
                      "cv.protocol_description": "leave-one-subject-out: one fold per subject, scored once"})
 

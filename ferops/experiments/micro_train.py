@@ -34,7 +34,9 @@ from ferops.errors import FeropsError
 from ferops.experiments.leakage import SubjectScaler
 from ferops.models import Head, build_model, feature_extractor, replace_head
 from ferops.models.sequence import build_sequence_model, load_backbone, lstm_head, set_backbone_trainable
+from ferops.train.devices import dtype_policy
 from ferops.train.fit import compile_model, fit, predict_proba
+from ferops.train.precision import resolve as resolve_precision
 from ferops.train.streams import training_stream
 from ferops.train.tasks import emotion_task
 
@@ -160,10 +162,11 @@ class CnnLstm:
         mp = params.micro
         self.params, self.clips = params, clips
         self.clip_idx, self.time_idx, self.frame_y, frame_classes = frame_labels(clips, mp.clip.frames)
-        cnn = frame_cnn(params, pretrained, len(frame_classes), tuple(clips.images.shape[2:]))
+        with dtype_policy(resolve_precision(params.train.precision)):  # as fit builds its models
+            cnn = frame_cnn(params, pretrained, len(frame_classes), tuple(clips.images.shape[2:]))
+            self.model = build_sequence_model(cnn, len(clips.classes), clips.images.shape[1], mp.lstm.units,
+                                              mp.lstm.dropout, mp.lstm.recurrent_dropout)
         self.cnn = Resettable(cnn, _cnn_params(params, mp.cnn.epochs), emotion_task(frame_classes))
-        self.model = build_sequence_model(cnn, len(clips.classes), clips.images.shape[1], mp.lstm.units,
-                                          mp.lstm.dropout, mp.lstm.recurrent_dropout)
         self.features = feature_extractor(cnn)
         self.head = Resettable(lstm_head(self.model), params, emotion_task(clips.classes))
         self.frame_classes = frame_classes

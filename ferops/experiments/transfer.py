@@ -29,18 +29,28 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ferops.config import Params, flatten, replace
+from ferops.config import Params, replace
 from ferops.data.dataset import Dataset
 from ferops.data.formats._images import stack_images
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
-from ferops.experiments.transfer_jobs import (MODES, WITHIN, CellJob, Domain, SourceJob, run_job, source_run_name,
-                                              zero_shot_predictions)
+from ferops.experiments.transfer_jobs import (
+    MODES,
+    WITHIN,
+    CellJob,
+    Domain,
+    SourceJob,
+    run_job,
+    source_run_name,
+    zero_shot_predictions,
+)
 from ferops.runners import mapper_for
 from ferops.tracking.job_runs import current_target, keep_only
 from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.run_record import describe, log_param_sections, note, sig4
 from ferops.tracking.store import configure
 from ferops.train.folds import describe_protocol, make_folds
+from ferops.train.precision import resolve as resolve_precision
 from ferops.train.tasks import emotion_task
 
 OUT_DIR = Path("outputs/transfer")
@@ -100,8 +110,9 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
     lineage = lineage_tags({f"data.{d.name}": path for d, path in zip(datasets, t.datasets)})
 
     with mlflow.start_run(run_name="transfer") as parent:
-        mlflow.log_params(flatten(p))
-        mlflow.set_tags({**lineage, "ferops.kind": "transfer", "transfer.datasets": ",".join(names)})
+        log_param_sections(p, ("seed", "transfer", "preprocess", "model", "train"))  # the transfer stage's
+        mlflow.set_tags({**lineage, "ferops.precision": resolve_precision(params.train.precision),
+                         "ferops.kind": "transfer", "transfer.datasets": ",".join(names)})
         target, mapper, n = current_target(), mapper_for(params.runner), len(datasets)
 
         def cell(a: int, b: int, mode: str, model: bytes | None = None) -> CellJob:
@@ -145,6 +156,11 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
             mlflow.log_metric(f"{mode}_off_diagonal_mean", metrics[mode]["off_diagonal_mean"])
         metrics["within_mean"] = float(long.loc[long["mode"] == WITHIN, "accuracy"].mean())
         mlflow.log_metric("within_mean", metrics["within_mean"])
+        describe(note(f"within-dataset accuracy {sig4(metrics['within_mean'])}; across datasets " + ", ".join(
+            f"{mode.replace('_', ' ')} {sig4(metrics[mode]['off_diagonal_mean'])}" for mode in MODES),
+            f"train on each dataset, test on every other; {t.folds}-fold subject-independent CV on the diagonal",
+            ", ".join(f"`{name}` (DVC hash `{lineage[f'dvc.data.{name}']}`)" for name in names),
+            ("per cell: the nested runs; matrices: the `transfer/` artifacts",)))
     write_json(metrics, out_dir / "metrics.json")
     write_json({"run_id": parent.info.run_id, "datasets": names, "protocols": protocols,
                 "definitions": {"accuracy": "pooled over the target's folds; each row scored once by a model "

@@ -39,8 +39,26 @@ def attach_head(features, head: Head):
     """The output layer, always named "output" (the intensity head adds a x5 rescale after it)."""
     sparsity = keras.regularizers.L1L2(l1=head.l1, l2=head.l2) if head.l1 or head.l2 else None
     activation = "sigmoid" if head.activation == "intensity" else head.activation
-    x = layers.Dense(head.n_outputs, activation=activation, activity_regularizer=sparsity, name="output")(features)
+    # float32 whatever the policy: softmax/sigmoid, the activity penalty and the loss stay exact under bf16/float16
+    x = layers.Dense(head.n_outputs, activation=activation, activity_regularizer=sparsity, name="output",
+                     dtype="float32")(features)
     if head.activation == "intensity":
         # 5 * sigmoid keeps every prediction on the FACS scale; a linear head would need clipping wherever it is served
-        x = layers.Rescaling(INTENSITY_MAX, name="intensity")(x)
+        x = layers.Rescaling(INTENSITY_MAX, name="intensity", dtype="float32")(x)
     return x
+
+
+def float32_outputs(model: keras.Model) -> keras.Model:
+    """`model` with every output cast to float32 where a mixed policy made it float16/bfloat16.
+
+    Softmax, sigmoid and the losses on them then run in float32, as the Keras
+    mixed-precision guide prescribes; a model whose outputs are float32 already
+    is returned as it is.
+    """
+    low = [keras.backend.standardize_dtype(out.dtype) != "float32" for out in model.outputs]
+    if not any(low):
+        return model
+    names = [f"output_float32{'' if i == 0 else f'_{i}'}" for i in range(len(low))]
+    outputs = [keras.layers.Activation("linear", dtype="float32", name=name)(out) if cast else out
+               for name, out, cast in zip(names, model.outputs, low)]
+    return keras.Model(model.inputs, outputs[0] if len(outputs) == 1 else outputs, name=model.name)

@@ -33,7 +33,7 @@ def build_sequence_model(cnn: keras.Model, n_classes: int, length: int, units: i
     inputs = keras.Input(shape=(length, *cnn.input_shape[1:]), name="clip")
     x = layers.TimeDistributed(extractor, name=BACKBONE)(inputs)
     x = layers.LSTM(units, dropout=dropout, recurrent_dropout=recurrent_dropout, name="lstm")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="output")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="output", dtype="float32")(x)  # exact under bf16
     return keras.Model(inputs, outputs, name=name)
 
 

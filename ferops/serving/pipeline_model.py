@@ -43,9 +43,9 @@ _REQUIREMENTS = ("mlflow", ("tensorflow", "tensorflow-cpu"), "keras", "opencv-py
 
 def bundle_analyzer(config: dict, files: dict[str, str]) -> Analyzer:
     """The bundle's Analyzer from its config and its model files (artifact name -> local path)."""
-    import keras
+    from ferops.train.precision import load_keras  # this machine's precision (FEROPS_PRECISION forces one)
 
-    heads = {name: Head(keras.models.load_model(files[name], compile=False), tuple(config[name]["labels"]),
+    heads = {name: Head(load_keras(files[name]), tuple(config[name]["labels"]),
                         config[name]["prefix"]) if config.get(name) else None for name in ("emotion", "au")}
     return Analyzer(heads["emotion"], heads["au"], Settings(**config["settings"]))
 

@@ -43,6 +43,7 @@ from ferops.tracking.run_record import describe, log_param_sections, log_trainin
 from ferops.train import devices
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.precision import resolve as resolve_precision
 from ferops.train.streams import Rows
 from ferops.train.tasks import emotion_task
 
@@ -176,6 +177,7 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
         log_param_sections(params, PARAM_SECTIONS)
         mlflow.set_tags({
             **lineage,
+            "ferops.precision": resolve_precision(params.train.precision),
             "ferops.kind": "cross-validation",
             "ferops.task": task.name,
             "ferops.dataset": dataset.name,

@@ -24,6 +24,8 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
+from ferops.models.heads import float32_outputs  # noqa: F401  (re-exported: fit and the GPU benchmark use it)
+
 
 def enable_memory_growth() -> None:
     """GPU memory claimed as needed, not all at start (a no-op without GPUs)."""
@@ -53,14 +55,6 @@ def dtype_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def float32_outputs(model: keras.Model) -> keras.Model:
-    """`model` with its output cast to float32 when a mixed policy made it float16/bfloat16."""
-    if len(model.outputs) != 1 or keras.backend.standardize_dtype(model.outputs[0].dtype) == "float32":
-        return model
-    output = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.outputs[0])
-    return keras.Model(model.inputs, output, name=model.name)
 
 
 def strategy() -> tf.distribute.Strategy:

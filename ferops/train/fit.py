@@ -23,7 +23,7 @@ import numpy as np
 from ferops.config import Params
 from ferops.models import build_model
 from ferops.tracking.epoch_logger import system_metrics
-from ferops.train import devices
+from ferops.train import devices, precision
 from ferops.train.streams import Rows, eval_stream, training_stream
 from ferops.train.tasks import Task
 
@@ -64,6 +64,16 @@ def compile_model(model: keras.Model, params: Params, task: Task) -> keras.Model
     return model
 
 
+def tag_precision(params: Params) -> str:
+    """The policy this machine trains `params` in, recorded as `ferops.precision` on the active run (if any)."""
+    import mlflow
+
+    policy = precision.announce(params.train.precision)
+    if mlflow.active_run() is not None:
+        mlflow.set_tag("ferops.precision", policy)
+    return policy
+
+
 @dataclass
 class FitResult:
     model: keras.Model
@@ -88,7 +98,7 @@ def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape
         raise ValueError(f"inputs of shape {input_shape} are clips: pass a sequence model as model=")
     build = source or (lambda: build_model(params.model, task.head, input_shape))
     with devices.strategy().scope():
-        with devices.dtype_policy(params.train.precision):  # the model's own policy too: Keras scales float16 losses
+        with devices.dtype_policy(precision.resolve(params.train.precision)):  # Keras scales float16 losses
             model = devices.float32_outputs(build())
         return compile_model(_check_outputs(model, task), params, task)
 
@@ -127,6 +137,7 @@ def fit(
     """
     seed = params.seed + seed_offset
     devices.enable_memory_growth()
+    tag_precision(params)
     seed_everything(seed, params.train.deterministic)
     with private_layer_seeds(seed):
         model = _compiled_model(model, params, task, tuple(x_train.shape[1:]))

@@ -50,6 +50,7 @@ from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.run_safety import process_tags
 from ferops.tracking.store import configure
 from ferops.train.folds import emotion_folds
+from ferops.train.precision import resolve as resolve_precision
 from ferops.tuning.objective import score_trial
 from ferops.tuning.overlay import BEST_PARAMS, write_overlay
 from ferops.tuning.space import apply, baseline, max_epochs, trial_overrides
@@ -308,7 +309,8 @@ def run_tune(params: Params, out_dir: Path = OUT_DIR, workers: int | None = None
     client = MlflowClient()
     started = time.time()
     top = client.create_run(experiment_id, run_name=f"tune-{dataset.name}", tags={
-        **lineage, **process_tags(), "ferops.kind": "tune", "ferops.dataset": dataset.name,
+        **lineage, **process_tags(), "ferops.kind": "tune",
+        "ferops.precision": resolve_precision(params.train.precision), "ferops.dataset": dataset.name,
         "optuna.storage": params.tune.storage.split("@")[-1], "tune.settings_hash": key})
     for name, value in flatten(params).items():
         if name.split(".")[0] in ("seed", "model", "train", "cv", "tune"):
