@@ -59,6 +59,9 @@ def test_micro_end_to_end(tiny_micro, mlflow_store, tmp_path):
     assert version.tags["key.protocol"] == "loso" and version.tags["key.task"] == "micro_emotion"
     assert version.tags["score.metric"] == "uf1" and float(version.tags["score"]) == pytest.approx(registry["score"])
     assert registry["run_id"] in {r.info.run_id for r in children}
+    note = mlflow.get_run(record["run_id"]).data.tags["mlflow.note.content"]
+    assert note.startswith(f"**CNN+LSTM UF1 {metrics['cnn_lstm']['5class']['uf1']:.4g}, ") and "loso" in note
+    assert tiny_micro.data_hash in note and "fer-micro v1](#/models/fer-micro/versions/1" in note
     model = mlflow.keras.load_model("models:/fer-micro/1")
     probs = model.predict(tiny_micro.clips.images[:2].astype(np.float32), verbose=0)
     assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)

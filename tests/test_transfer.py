@@ -65,6 +65,11 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
     assert all(c.data.tags["mlflow.parentRunId"] == result["run_id"] for c in cells)
     assert all(c.data.tags["dvc.source"] != c.data.tags["dvc.target"] for c in cells
                if c.data.tags["transfer.source"] != c.data.tags["transfer.target"])
+    parent = mlflow.get_run(result["run_id"])
+    assert {k.split(".")[0] for k in parent.data.params} == {"seed", "transfer", "preprocess", "model", "train"}
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**within-dataset accuracy {m['within_mean']:.4g}; across datasets zero shot ")
+    assert parent.data.tags["dvc.data.upright"] in note and parent.data.tags["dvc.data.inverted"] in note
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["run_id"] == result["run_id"] and not (tmp_path / "out" / ".models").exists()
 
