@@ -419,3 +419,39 @@ def test_a_damaged_model_keras_in_a_registered_version_is_one_line(tmp_path, cap
              "models:/fer-emotion/1 v1 (data/model.keras): cannot load the model")
     ours = lambda snap: {k: v for k, v in snap.items() if not k.startswith(("mlartifacts", "mlflow.db"))}  # noqa: E731
     assert ours(snapshot(tmp_path)) == ours(before)  # (MLflow's own load notes registered_model_meta there)
+
+
+# ---------------------------------------------------------------------------- 7. the small ones
+
+
+def test_a_symlink_loop_in_a_predict_folder_is_noted_not_silently_skipped(tmp_path):
+    from ferops.predict import symlinked_folders
+
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    os.symlink(tmp_path / "images", tmp_path / "images" / "a" / "back")
+    assert symlinked_folders([str(tmp_path / "images")]) == [
+        f"{tmp_path / 'images' / 'a' / 'back'}: symlinked folder not searched (a loop; links to folders are not "
+        f"followed)"]
+
+
+def test_predict_out_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    params_file(tmp_path)
+    _tiny_model().save(tmp_path / "model.keras")
+    _face(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    one_line(*ferops_here(["predict", "face.png", "--whole-image", "--model", "model.keras", "--out",
+                           "no/such/x.csv"], capsys), "--out no/such/x.csv", "does not exist")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_moved_project_is_warned_that_its_artifacts_lie_outside(tmp_path, monkeypatch):
+    from ferops.tracking.store import artifacts_elsewhere
+
+    project = tmp_path / "copy"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    old = (tmp_path / "original" / "mlartifacts").as_uri()
+    assert artifacts_elsewhere("sqlite:///mlflow.db", old) == str(tmp_path / "original" / "mlartifacts")
+    assert artifacts_elsewhere("sqlite:///mlflow.db", (project / "mlartifacts").as_uri()) is None
+    assert artifacts_elsewhere("http://127.0.0.1:5000", old) is None  # a server decides its own

@@ -47,6 +47,28 @@ def tracking_uri(params: TrackingParams) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
 
 
+def artifacts_elsewhere(uri: str, artifact_location: str) -> str | None:
+    """The artifact folder, when a store inside this project keeps writing artifacts outside it.
+
+    MLflow records absolute artifact paths, so a copied or moved project keeps writing into the old
+    project's mlartifacts/ with no sign of it.
+    """
+    from ferops.tracking.sqlite_check import sqlite_path
+
+    store, project = sqlite_path(uri), Path.cwd().resolve()
+    if store is None or not artifact_location.startswith("file:") or not store.resolve().is_relative_to(project):
+        return None
+    folder = Path(urlsplit(artifact_location).path)
+    return None if folder.resolve().is_relative_to(project) else str(folder)
+
+
+def warn_moved_artifacts(uri: str, artifact_location: str) -> None:
+    folder = artifacts_elsewhere(uri, artifact_location)
+    if folder is not None:
+        _log.warning("ferops: the store %s writes artifacts to %s, outside this project (copied or moved?); "
+                     "start a fresh store here, or move it back", uri, folder)
+
+
 def configure(params: TrackingParams) -> str:
     """Point MLflow at the store and select (creating if needed) the experiment; return its id.
 
@@ -61,6 +83,7 @@ def configure(params: TrackingParams) -> str:
     experiment = mlflow.get_experiment_by_name(params.experiment)
     if experiment is not None:
         experiment_id = experiment.experiment_id
+        warn_moved_artifacts(uri, experiment.artifact_location)
         if experiment.tags.get(EXPERIMENT_KIND_TAG) in _GUESSED_KINDS:  # a kind someone chose is kept
             MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     elif is_local_store(uri):
