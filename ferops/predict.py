@@ -152,19 +152,6 @@ def symlinked_folders(paths: list[str]) -> list[str]:
     return notes
 
 
-def symlinked_folders(paths: list[str]) -> list[str]:
-    """One note per symlinked folder inside a searched folder: never followed (a loop would never end), never
-    silently skipped either."""
-    notes = []
-    for arg in paths:
-        if Path(arg).is_dir():
-            for link in sorted(p for p in Path(arg).rglob("*") if p.is_symlink() and not p.is_file()):
-                loop = link.resolve(strict=False) in (link.parent.resolve(), *link.parent.resolve().parents)
-                notes.append(f"{link}: symlinked folder not searched ({'a loop; ' if loop else ''}links to "
-                             f"folders are not followed)")
-    return notes
-
-
 def _frames(inputs: list[Input], stride: int):
     for item in inputs:
         yield from video_frames(item.path, stride) if item.video else image_frames(item.path)
@@ -306,7 +293,7 @@ def predict(analyzer: Analyzer, paths: list[str], *, out: str | None = None, ann
             annotator.close()
             report.annotated = annotator.written
     report.seconds = time.perf_counter() - start
-    report.notes = _face_notes(counts, set(videos), max_faces) + symlinked_folders(paths) + symlinked_folders(paths)
+    report.notes = _face_notes(counts, set(videos), max_faces) + symlinked_folders(paths)
     return report
 
 
