@@ -42,6 +42,9 @@ def test_evaluate_refuses_a_model_on_its_own_training_data(processed, tmp_path):
     assert refit_run.data.params["train.epochs"] == "1"
     assert {"git_commit", "dvc.data"} <= set(refit_run.data.tags)
     assert refit_run.data.tags["mlflow.parentRunId"] == cv.parent_run_id
+    assert "analysis.top_n" not in refit_run.data.params  # the refit stage's sections only; params.yaml beside
+    (data_input,) = refit_run.inputs.dataset_inputs
+    assert data_input.dataset.digest == refit_run.data.tags["dvc.data"][:36]
     info = mlflow.models.get_model_info(summary["model_uri"])
     assert info.name == processed.tracking.model_name
     logged = mlflow.get_logged_model(summary["model_id"])

@@ -15,13 +15,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from ferops.config import Params, flatten
+from ferops.config import Params
 from ferops.data.dataset import Dataset
 from ferops.evaluation import write_json
 from ferops.io import atomic_dir
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.run_record import log_param_sections, log_training_data
 from ferops.train.fit import fit
 from ferops.train.tasks import emotion_task
 
@@ -48,9 +49,11 @@ def refit(dataset: Dataset, params: Params, cv_metrics: dict, out_dir: str | Pat
     task = emotion_task(dataset.classes)
     y = task.targets(dataset)
     with mlflow.start_run(run_name=f"final-{dataset.name}", parent_run_id=cv_metrics["run_id"]) as run:
-        mlflow.log_params(flatten(params) | {"n_train": len(y)})
+        lineage = lineage_tags({"data": data_path or dataset.name})
+        log_param_sections(params, ("seed", "model", "train", "cv"), {"n_train": len(y)})  # the refit stage's
+        log_training_data(dataset.manifest, dataset.name, lineage["dvc.data"], str(data_path or dataset.name))
         mlflow.set_tags({
-            **lineage_tags({"data": data_path or dataset.name}),
+            **lineage,
             "ferops.kind": "cv-refit",
             "ferops.task": task.name,
             "ferops.dataset": dataset.name,
