@@ -5,11 +5,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from conftest import make_params
 
 from ferops.models import build_cnn
 from ferops.tracking.model_logging import log_keras_model
 from ferops.tracking.store import configure
+
+from conftest import make_params
 
 
 def _tiny_model():
@@ -48,3 +49,25 @@ def test_keras_model_logged_with_signature_and_input_example(mlflow_store):
     assert (local / "data" / "model.keras").exists()  # native Keras 3 format
     loaded = mlflow.keras.load_model(info.model_uri)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_logged_keras_model_pins_this_environment_without_inferring(mlflow_store, monkeypatch):
+    """requirements.txt names the installed versions; MLflow's inference (a subprocess importing TF) never runs."""
+    import importlib.metadata
+
+    import mlflow.utils.environment as environment
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("MLflow inferred the requirements (a subprocess that imports TensorFlow)")
+
+    monkeypatch.setattr(environment, "_infer_requirements", no_inference)
+    configure(make_params().tracking)
+    x = np.zeros((2, 48, 48, 1), np.float32)
+    with mlflow.start_run():
+        info = log_keras_model(_tiny_model(), x)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    pins = set((local / "requirements.txt").read_text().split())
+    tf = "tensorflow" if any(d.metadata["Name"] == "tensorflow" for d in importlib.metadata.distributions()) \
+        else "tensorflow-cpu"
+    for name in ("mlflow", tf, "keras", "numpy"):
+        assert f"{name}=={importlib.metadata.version(name)}" in pins, (name, pins)

@@ -15,7 +15,6 @@ of the detector and crop, and the ferops code (code_paths), so it loads with MLf
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
 from pathlib import Path
@@ -32,13 +31,13 @@ from ferops.serving.analyzer import ID_COLUMNS, Analyzer, Head, Settings, output
 from ferops.serving.pixels import decode, pipeline_input
 from ferops.serving.refusal import RequestRefused
 from ferops.serving.synthetic import still
+from ferops.tracking.model_logging import KERAS_REQUIREMENTS, pinned_requirements
 
 CONFIG = "config"
 _TYPES = {"image": "string", "frame": "long", "face": "long", "x": "long", "y": "long", "w": "long", "h": "long",
           "aligned": "boolean", "prediction": "string"}
 # What the bundle needs at load time (pinned to this environment's versions).
-_REQUIREMENTS = ("mlflow", ("tensorflow", "tensorflow-cpu"), "keras", "opencv-python-headless", "numpy", "pandas",
-                 "pyarrow", "pyyaml", "tqdm")
+_REQUIREMENTS = (*KERAS_REQUIREMENTS, "opencv-python-headless", "pyyaml", "tqdm")
 
 
 def bundle_analyzer(config: dict, files: dict[str, str]) -> Analyzer:
@@ -97,15 +96,7 @@ def signature(columns: list[str], settings: Settings) -> ModelSignature:
 
 
 def requirements() -> list[str]:
-    pins = []
-    for names in _REQUIREMENTS:
-        for name in (names,) if isinstance(names, str) else names:
-            try:
-                pins.append(f"{name}=={importlib.metadata.version(name)}")
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-    return pins
+    return pinned_requirements(_REQUIREMENTS)
 
 
 def log_pipeline(name: str, files: dict[str, str], labels: dict[str, tuple[str, ...]], settings: Settings,

@@ -5,11 +5,16 @@ model directory and fails with FileNotFoundError; routing the same call through
 a flavor shim that creates the directory first keeps MLflow's own code path
 (signature, serving input, LoggedModel entity, registry) intact.
 tests/test_tracking.py pins that the example is really stored.
+
+Requirements are given, pinned to this environment, never inferred: MLflow's
+inference starts a subprocess that loads the model and imports TensorFlow
+(seconds per logged model, on every refit and registration).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import types
 
@@ -17,6 +22,22 @@ import keras
 import mlflow
 import numpy as np
 from mlflow.models import Model, infer_signature
+
+# What a logged Keras model needs to load: distribution names, the first installed one of a tuple.
+KERAS_REQUIREMENTS = ("mlflow", ("tensorflow", "tensorflow-cpu"), "keras", "numpy", "pandas", "pyarrow")
+
+
+def pinned_requirements(names=KERAS_REQUIREMENTS) -> list[str]:
+    """`name==version` of each distribution as installed here (for a tuple, the first one that is)."""
+    pins = []
+    for entry in names:
+        for name in (entry,) if isinstance(entry, str) else entry:
+            try:
+                pins.append(f"{name}=={importlib.metadata.version(name)}")
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return pins
 
 
 def _save_model(model, path, **kwargs):
@@ -56,5 +77,6 @@ def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model"
             model=model,
             signature=signature,
             input_example=example,
+            pip_requirements=kwargs.pop("pip_requirements", None) or pinned_requirements(),
             **kwargs,
         )
