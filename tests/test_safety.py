@@ -368,7 +368,7 @@ def test_a_pyfunc_folder_with_a_malicious_reduce_does_not_run_without_trust(tmp_
     marker.unlink(missing_ok=True)  # (saving checked the pickle by loading it: it ran once here)
     capsys.readouterr()
     params_file(tmp_path)
-    face = _face(tmp_path)
+    _face(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
     one_line(*ferops_here(["predict", "face.png", "--model", "evil"], capsys), "evil: loading", "--trust-model")
