@@ -8,6 +8,7 @@ mean the same thing everywhere.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -60,8 +61,15 @@ def write_csv(frame, path: str | Path) -> Path:
     return Path(path)
 
 
+MIN_WIDTH_PX = 800  # every logged PNG: wide enough that its labels read at 100% zoom in the MLflow UI
+
+
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """A matplotlib figure as a PNG, written atomically, and closed (figures hold memory until then)."""
+    """A matplotlib figure as a PNG, written atomically, and closed (figures hold memory until then).
+
+    A small figure is drawn at a higher dpi, so it is at least MIN_WIDTH_PX wide and its text grows with it.
+    """
+    dpi = max(dpi, math.ceil(MIN_WIDTH_PX / fig.get_figwidth()))
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)

@@ -43,7 +43,7 @@ def test_analyze_writes_tables_figures_and_a_linked_run(tiny_project, mlflow_sto
 
     for rel in ("metrics.json", "run.json", "au_heatmap.png", "tables/au_correlation.csv",
                 "tables/probe_auroc.csv", "tables/dead_filters.csv", "tables/mask_energy.csv",
-                "figures/filter_topk.png", "figures/filter_grid.png", "figures/conv1_kernels.png"):
+                "figures/filter_topk.png", "figures/filter_grid_01.png", "figures/conv1_kernels.png"):
         assert (out / rel).is_file(), rel
     saved = json.loads((out / "metrics.json").read_text())
     assert 0 < saved["alive"] <= saved["total"] == 32  # conv3 at width 0.125: 256 / 8
@@ -62,7 +62,20 @@ def test_analyze_writes_tables_figures_and_a_linked_run(tiny_project, mlflow_sto
     assert {"analysis/au_correlation.json", "analysis/au_heatmap.png", "analysis/metrics.json",
             "analysis/figures"} <= logged
     figures = {f.path for f in MlflowClient().list_artifacts(m["run_id"], "analysis/figures")}
-    assert "analysis/figures/filter_grid.png" in figures
+    assert "analysis/figures/filter_grid_01.png" in figures
+    # readable figures: every PNG at least 800 px wide, the heatmap wide (AUs as rows), grid pages of 16 filters
+    for png in out.rglob("*.png"):
+        assert _png_size(png)[0] >= 800, png
+    width, height = _png_size(out / "au_heatmap.png")
+    assert height <= 1000  # AUs are rows: both axes on one screen, however many filters
+    pages = sorted((out / "figures").glob("filter_grid_*.png"))
+    assert len(pages) == -(-saved["alive"] // 16) and len(pages) >= 1
+
+
+def _png_size(path) -> tuple[int, int]:
+    import struct
+
+    return struct.unpack(">II", path.read_bytes()[16:24])
 
 
 def test_missing_probe_set_is_one_line(tiny_project, mlflow_store, tmp_path):

@@ -55,16 +55,22 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def heatmap(p: np.ndarray, row_labels: list[str], au_names: list[str], path: str | Path, title: str) -> Path:
-    """Filters x AUs P(j,u) as a PNG (rows in the order given)."""
-    fig, ax = plt.subplots(figsize=(1.5 + 0.32 * len(au_names), 1.2 + 0.14 * max(len(row_labels), 4)))
-    im = ax.imshow(p, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks(range(len(au_names)), au_names, rotation=90, fontsize=7)
-    step = max(1, len(row_labels) // 40)
-    ax.set_yticks(range(0, len(row_labels), step), row_labels[::step], fontsize=6)
-    ax.set_xlabel("Action Unit")
-    ax.set_ylabel("alive filter")
-    ax.set_title(title, fontsize=8)
-    fig.colorbar(im, ax=ax, label="P(j,u)")
+    """Filters x AUs P(j,u) as a PNG: AUs as rows and filters (in the order given) as columns.
+
+    A hundred filters as rows made a figure taller than a screen with the AU axis below it; as
+    columns the figure is wide and short, and both axes are on screen at once.
+    """
+    n = max(len(row_labels), 4)
+    fig, ax = plt.subplots(figsize=(min(16.0, 3.0 + 0.13 * n), 1.8 + 0.3 * max(len(au_names), 4)))
+    im = ax.imshow(np.asarray(p).T.reshape(len(au_names), -1), aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                   interpolation="nearest")
+    ax.set_yticks(range(len(au_names)), au_names, fontsize=9)
+    step = max(1, int(np.ceil(len(row_labels) / 60)))  # at most 60 filter labels: each stays legible
+    ax.set_xticks(range(0, len(row_labels), step), row_labels[::step], rotation=90, fontsize=7)
+    ax.set_ylabel("Action Unit")
+    ax.set_xlabel("alive filter (best AU, P)")
+    ax.set_title(title, fontsize=11)
+    fig.colorbar(im, ax=ax, label="P(j,u)", fraction=0.03, pad=0.01)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -81,17 +87,17 @@ def _mosaic(cells: list[np.ndarray], cols: int, gap: int = 2) -> np.ndarray:
 
 
 def _draw(tiles: np.ndarray, cols: int, cell: tuple[int, int], labels: dict[int, str], inch_per_cell: float,
-          path: str | Path, title: str, gap: int = 2) -> Path:
+          path: str | Path, title: str, gap: int = 2, fontsize: float = 6) -> Path:
     """Show a mosaic with a small label above the cells named in `labels` (index -> text)."""
     rows = int(np.ceil(tiles.shape[0] / (cell[0] + gap)))
     fig, ax = plt.subplots(figsize=(inch_per_cell * cols, inch_per_cell * 1.15 * rows + 0.4))
     ax.imshow(tiles, interpolation="nearest")
     for i, text in labels.items():
         r, c = divmod(i, cols)
-        ax.text(c * (cell[1] + gap), r * (cell[0] + gap) + 1, text, fontsize=6, va="top", color="white",
+        ax.text(c * (cell[1] + gap), r * (cell[0] + gap) + 1, text, fontsize=fontsize, va="top", color="white",
                 bbox={"facecolor": "black", "alpha": 0.55, "pad": 0.8, "linewidth": 0})
     ax.set_axis_off()
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=fontsize + 2)
     fig.tight_layout(pad=0.2)
     return _save(fig, path)
 
@@ -113,14 +119,27 @@ def topk_figure(images: np.ndarray, guided: np.ndarray, deconv: np.ndarray, titl
                  "top images | deconvnet | guided backprop, per filter")
 
 
-def filter_grid(images: np.ndarray, guided: np.ndarray, titles: list[str], path: str | Path) -> Path:
-    """Paper Fig. 6: one cell per filter (its top image's guided-backprop overlay), labelled with best AU and P."""
-    cols = int(np.ceil(np.sqrt(max(len(images), 1))))
-    cells = [overlay(image, g) for image, g in zip(images, guided)]
-    if not cells:
-        cells = [np.ones((*images.shape[1:3], 3))]
-    return _draw(_mosaic(cells, cols), cols, images.shape[1:3], dict(enumerate(titles)), 1.25, path,
-                 "each filter's top image, guided backprop (best AU, P)")
+FILTERS_PER_PAGE = 16  # 4 x 4 cells of 2.4 in: labels at 10 pt, readable at 100% zoom on a 1600-px screen
+
+
+def filter_grid(images: np.ndarray, guided: np.ndarray, titles: list[str], out_dir: str | Path,
+                stem: str = "filter_grid") -> list[Path]:
+    """Paper Fig. 6: one cell per filter (its top image's guided-backprop overlay), labelled with best AU and P.
+
+    About a hundred filters in one figure made labels too small to read, so the grid is split into
+    pages of FILTERS_PER_PAGE (`<stem>_01.png`, ...), in the order given (the most AU-specific first).
+    """
+    cells = [overlay(image, g) for image, g in zip(images, guided)] or [np.ones((*images.shape[1:3], 3))]
+    pages = [range(i, min(i + FILTERS_PER_PAGE, len(cells))) for i in range(0, len(cells), FILTERS_PER_PAGE)]
+    cols = int(np.ceil(np.sqrt(FILTERS_PER_PAGE)))
+    written = []
+    for number, page in enumerate(pages, 1):
+        labels = {k: titles[i] for k, i in enumerate(page) if i < len(titles)}
+        written.append(_draw(_mosaic([cells[i] for i in page], cols), cols, images.shape[1:3], labels, 2.4,
+                             Path(out_dir) / f"{stem}_{number:02d}.png",
+                             f"each filter's top image, guided backprop (best AU, P): filters "
+                             f"{page.start + 1}-{page.stop} of {len(cells)}", fontsize=10))
+    return written
 
 
 def kernel_grid(kernels: np.ndarray, scale: float, path: str | Path) -> Path:

@@ -34,6 +34,7 @@ from ferops.errors import FeropsError
 from ferops.evaluation import write_csv, write_json
 from ferops.io import atomic_dir
 from ferops.tracking.lineage import lineage_tags
+from ferops.tracking.run_record import round_table
 from ferops.tracking.store import configure
 
 OUT_DIR = Path("outputs/analysis")
@@ -179,8 +180,8 @@ def analyze(params: Params, model_path: str | Path = MODEL_PATH, out_dir: str | 
                     tmp / HEATMAP, title)
             _filter_figures(model, guided, deconv, images, maxima[ap.layer][:, idx], idx, order, titles, ap,
                             tmp / "figures")
-            mlflow.log_table(table, "analysis/au_correlation.json")
-            mlflow.log_table(probe_table, "analysis/probe_auroc.json")
+            mlflow.log_table(round_table(table), "analysis/au_correlation.json")  # the UI shows 4 significant digits
+            mlflow.log_table(round_table(probe_table), "analysis/probe_auroc.json")
             mlflow.log_artifacts(str(tmp), "analysis")
             # metrics.json: the numbers `dvc metrics` compares; run.json: what they mean and where they came from.
             write_json(numbers, tmp / "metrics.json")
@@ -300,4 +301,4 @@ def _filter_figures(model, guided, deconv, images, maxima, idx, order, titles, a
                 out / "filter_topk.png")
     first = top[order, 0]
     g1 = filter_gradients(guided, images[first], idx[order], ap.batch_size)
-    filter_grid(images[first], g1, [titles[j] for j in order], out / "filter_grid.png")
+    filter_grid(images[first], g1, [titles[j] for j in order], out)

@@ -135,19 +135,20 @@ def _log_table(table: pd.DataFrame, out: Path, artifact: str) -> None:
 def plot_presence(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     """Per-AU F1 and accuracy against the always-absent accuracy (one panel per mode): the inflation
     the paper's accuracy figure hides."""
-    width = max(6, 0.45 * max(len(t) for t in tables.values()))
-    fig, axes = plt.subplots(len(tables), 1, figsize=(width, 3.2 * len(tables)), squeeze=False)
+    width = max(8, 0.5 * max(len(t) for t in tables.values()))
+    fig, axes = plt.subplots(len(tables), 1, figsize=(width, 4.2 * len(tables)), squeeze=False)
     for ax, (mode, table) in zip(axes[:, 0], tables.items()):
         x = np.arange(len(table))
         ax.bar(x - 0.27, table["f1"], 0.27, label="F1")
         ax.bar(x, table["accuracy"], 0.27, label="accuracy")
         ax.bar(x + 0.27, table["always_absent_accuracy"], 0.27, label="always 'absent' accuracy", color="0.7")
-        ax.set_xticks(x, table["au"], rotation=60, fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{title}: {mode.replace('_', ' ')}, mean F1 {table['f1'].mean():.3f}, accuracy "
-                     f"{table['accuracy'].mean():.3f} vs always-absent {table['always_absent_accuracy'].mean():.3f}",
-                     fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_xticks(x, table["au"], rotation=60, fontsize=10)
+        ax.set_ylim(0, 1.18)  # headroom: the legend sits above the bars, not on them
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.set_title(f"{title}: {mode.replace('_', ' ')}\nmean F1 {sig4(table['f1'].mean())}, accuracy "
+                     f"{sig4(table['accuracy'].mean())} vs always-absent {sig4(table['always_absent_accuracy'].mean())}",
+                     fontsize=12)
+        ax.legend(fontsize=10, loc="upper center", ncol=3, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
 
