@@ -1,17 +1,19 @@
 # Two commands matter: `make run` (set up + run the pipeline on the embedded default) and `make test`.
 PYTHON ?= python3.11
 VENV := .venv
+# Which TensorFlow build `make setup` installs: cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); see pyproject.toml.
+TF_EXTRA ?= cpu
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The store `make ui` opens; ferops itself reads params.yaml (tracking.tracking_uri) or MLFLOW_TRACKING_URI.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: setup run test test-fast ui serve deploy benchmarks clean
+.PHONY: setup run test test-fast ui serve deploy benchmarks gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,$(TF_EXTRA)]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -67,6 +69,10 @@ benchmarks: setup
 	$(BIN)/python benchmarks/video.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/gpu_throughput.py
+
+# Wheels for the GPU check on the lent H200 (Keras on JAX; docs/gpu.md): downloaded here, carried there.
+gpu-wheels:
+	bash benchmarks/gpu_check.sh --fetch
 
 clean:
 	rm -rf outputs data/processed data/synth

@@ -1,12 +1,17 @@
-"""Training images/s: ferops `fit` (index-gathered stream, augmentation, MLflow epoch logging)
-against a plain Keras `model.fit` of the same model fed the same uint8 images through tf.data.
+"""Training images/s on this CPU: plain Keras float32, plain Keras bf16, and ferops `fit` under `auto`.
 
-Both sides start from the same uint8 arrays and convert to float32 inside a
-tf.data pipeline, within their timers: the plain side the keras-io way
-(from_tensor_slices, shuffle, batch, cast, prefetch), ferops through `fit`.
-Each builds, compiles and fits a fresh model per run. They alternate in this
-one process, so machine noise hits both alike; the best of `--repeats` runs
-per side is compared. Target: ratio >= 0.95 (ferops costs at most 5%).
+Plain Keras is a `model.fit` of the same model fed the same uint8 images the keras-io way
+(from_tensor_slices, shuffle, batch, cast, prefetch), built under float32 or under
+`mixed_bfloat16`; ferops goes through `fit` (index-gathered stream, augmentation, MLflow epoch
+logging) with `train.precision: auto`, i.e. whatever ferops.train.precision picks on this machine.
+Each side builds, compiles and fits a fresh model per run; the three alternate in this one process,
+so machine noise hits them alike, and the best of `--repeats` runs per side is compared.
+
+Printed: images/s, achieved GFLOP/s (3x the forward FLOPs counted from the model's layers) and its
+share of the CPU's peak for that precision (benchmarks/flops.py says how the peak is computed), and
+the ratios. Targets on a CPU with avx512_bf16: ferops >= 1.8x plain float32 and >= 0.95x plain bf16.
+Where auto picks float32 (no native bf16), the targets are ferops >= 0.95x plain float32, and the
+bf16 line shows what emulated bf16 would cost.
 
     .venv/bin/python benchmarks/train_throughput.py [--images 2048] [--epochs 3] [--width 1.0] [--repeats 3]
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +36,12 @@ from ferops.config import load_params, replace  # noqa: E402
 from ferops.models import build_model  # noqa: E402
 from ferops.tracking.epoch_logger import EpochLogger  # noqa: E402
 from ferops.tracking.store import configure  # noqa: E402
+from ferops.train import devices, precision  # noqa: E402
 from ferops.train.fit import fit, seed_everything  # noqa: E402
 from ferops.train.tasks import emotion_task  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flops import cpu_peaks, forward_flops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = emotion_task(("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"))
@@ -44,11 +54,12 @@ def uint8_stream(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def plain_keras(params, x, y) -> float:
+def plain_keras(params, x, y, policy: str = "float32") -> float:
     """The same model and optimizer compiled the plain way (built-in loss by name), fed the keras-io stream."""
     start = time.perf_counter()
     seed_everything(params.seed)
-    model = build_model(params.model, TASK.head, x.shape[1:])
+    with devices.dtype_policy(policy):  # keras.mixed_precision.set_global_policy, restored afterwards
+        model = build_model(params.model, TASK.head, x.shape[1:])
     schedule = keras.optimizers.schedules.InverseTimeDecay(params.train.learning_rate, 1, params.train.decay)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -74,7 +85,9 @@ def main() -> None:
     if args.repeats < 3:
         ap.error("--repeats must be >= 3: one run per side is noise on shared cores")
     params = load_params(ROOT / "params.yaml", {"model": {"width": args.width},
-                                                "train": {"epochs": args.epochs, "batch_size": 64}})
+                                                "train": {"epochs": args.epochs, "batch_size": 64,
+                                                          "precision": "auto"}})
+    auto = precision.resolve("auto")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.images, 48, 48, 1), dtype=np.uint8)
     y = rng.integers(0, 8, args.images)
@@ -84,17 +97,31 @@ def main() -> None:
         # One throwaway run of each first: TensorFlow's one-time start-up costs belong to neither side.
         tiny = replace(params, **{"train.epochs": 1})
         plain_keras(tiny, x[:128], y[:128])
+        plain_keras(tiny, x[:128], y[:128], "mixed_bfloat16")
         ferops_fit(tiny, x[:128], y[:128])
-        plain, ours = [], []
+        sides = {"plain keras float32": [], "plain keras mixed_bfloat16": [], f"ferops fit, auto = {auto}": []}
+        runs = (lambda: plain_keras(params, x, y), lambda: plain_keras(params, x, y, "mixed_bfloat16"),
+                lambda: ferops_fit(params, x, y))
         for _ in range(args.repeats):
-            plain.append(plain_keras(params, x, y))
-            ours.append(ferops_fit(params, x, y))
-    p, o = max(plain), max(ours)
+            for runs_of, run in zip(sides.values(), runs):
+                runs_of.append(run())
+    flops = 3 * forward_flops(build_model(params.model, TASK.head, x.shape[1:]))
+    peaks, how = cpu_peaks()
+    best = {name: max(v) for name, v in sides.items()}
     print(f"images: {args.images} x {args.epochs} epochs, width {args.width}, batch 64, 48x48x1, 8 classes, "
-          f"best of {args.repeats}")
-    print(f"plain keras model.fit : {p:8.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in plain)})")
-    print(f"ferops fit            : {o:8.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in ours)})")
-    print(f"ratio ferops/plain    : {o / p:.3f}  (target >= 0.95)")
+          f"best of {args.repeats}; training {flops / 1e6:.1f} MFLOP/image (3x forward)")
+    print(f"peak: {how}")
+    for (name, runs_of), policy in zip(sides.items(), ("float32", "mixed_bfloat16", auto)):
+        achieved = best[name] * flops
+        share = achieved / peaks[policy]
+        print(f"{name:34s}: {best[name]:7.1f} images/s, {achieved / 1e9:6.1f} GFLOP/s"
+              f" ({'emulated: no peak' if share != share else f'{share:.0%} of peak'})"
+              f"  (runs: {', '.join(f'{v:.1f}' for v in runs_of)})")
+    f32, bf16, ours = best.values()
+    print(f"ratio ferops/plain float32       : {ours / f32:.3f}  "
+          f"(target {'>= 1.8' if auto == 'mixed_bfloat16' else '>= 0.95: auto chose float32 here'})")
+    print(f"ratio ferops/plain bf16          : {ours / bf16:.3f}  (target >= 0.95 where bf16 is native)")
+    print(f"ratio plain bf16/plain float32   : {bf16 / f32:.3f}  (this CPU's bf16 speed-up; < 1 means emulated)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ It prints both frames/s (target: ferops >= 3x), the share of faces both paths fi
 (target >= 99%: same model, same crops), and the peak RSS of `ferops predict`'s code path on this video
 and on one 4x longer, each in a fresh child process (target: within 10%).
 
+Precision: ferops' path again with the same weights in float32 and in the policy `auto` picks on this
+machine (ferops.train.precision.with_policy, as every load does), interleaved, best of 2: frames/s ratio
+(target >= 1.7x where auto picks bf16) and the share of faces whose labels agree (target >= 99%).
+
 Model: --model URI (a fer-pipeline bundle or an emotion model) when given; otherwise the paper CNN at
 params.yaml model.width with seeded random weights (speed depends on the architecture, not the weights).
 
@@ -78,6 +82,41 @@ def run_ferops(analyzer, video: Path) -> tuple[list[dict], float, int]:
         rows += found
         frames += 1
     return rows, time.perf_counter() - start, frames
+
+
+def in_policy(analyzer, policy: str):
+    """The same analyzer with every model rebuilt to compute in `policy` (same weights)."""
+    from dataclasses import replace
+
+    from ferops.serving.analyzer import Analyzer
+    from ferops.train.precision import with_policy
+
+    heads = [replace(h, model=with_policy(h.model, policy)) for h in analyzer.heads]
+    return Analyzer(heads[0], heads[1] if len(heads) > 1 else None, analyzer.settings, analyzer.detector)
+
+
+def compare_precisions(analyzer, warm: Path, video: Path) -> dict:
+    """ferops' path in float32 and in auto's policy, interleaved: frames/s of each and label agreement."""
+    from ferops.train.precision import resolve
+
+    auto = resolve("auto")
+    sides = {"float32": in_policy(analyzer, "float32"), auto: in_policy(analyzer, auto)}
+    if auto == "float32":
+        sides["mixed_bfloat16 (emulated here)"] = in_policy(analyzer, "mixed_bfloat16")
+    best, rows = {}, {}
+    for side in sides.values():
+        run_ferops(side, warm)
+    for _ in range(2):
+        for name, side in sides.items():
+            rows[name], seconds, n = run_ferops(side, video)
+            best[name] = max(best.get(name, 0.0), n / seconds)
+    for name in sides:
+        matched, same = agreement(rows[name], rows["float32"])
+        print(f"ferops in {name:30s}: {best[name]:6.1f} frames/s, {best[name] / best['float32']:.2f}x float32; "
+              f"labels as float32 on {same}/{matched} faces ({same / max(matched, 1):.2%})")
+    print(f"auto picked {auto} on this machine"
+          + (" (target >= 1.7x float32)" if auto != "float32" else ": no bf16 speed-up to take here"))
+    return {"auto": auto, "fps": best}
 
 
 def run_baseline(analyzer, video: Path) -> tuple[list[dict], float, int]:
@@ -160,6 +199,7 @@ def main(frames: int, model: str | None) -> dict:
         matched, same = agreement(ours, theirs)
         print(f"labels agree on {same}/{matched} faces both paths found ({same / max(matched, 1):.2%}, "
               f"target >= 99%)")
+        precisions = compare_precisions(analyzer, warm, short)
         memory = {}
         for name, path in (("1x", short), ("4x", long)):
             cmd = [sys.executable, __file__, "--child", str(path)] + (["--model", model] if model else [])
@@ -171,7 +211,7 @@ def main(frames: int, model: str | None) -> dict:
         ratio = memory["4x"]["peak_rss_mb"] / memory["1x"]["peak_rss_mb"]
         print(f"peak RSS 4x / 1x video: {ratio:.3f} (target <= 1.10)")
         return {"fps_ferops": fps_ours, "fps_baseline": fps_theirs, "agreement": same / max(matched, 1),
-                "rss_ratio": ratio, "memory": memory}
+                "rss_ratio": ratio, "memory": memory, "precisions": precisions}
 
 
 if __name__ == "__main__":

@@ -135,6 +135,33 @@ def test_same_params_same_metrics_on_cpu(tiny_params, toy_dataset):
     assert c.history != a.history
 
 
+def test_a_reused_compiled_model_trains_exactly_as_a_fresh_one(tiny_params, toy_dataset):
+    """Reset (weights, dropout seed states, Adam's moments and step count) then train == build then train."""
+    from ferops.train.fit import COMPILED
+
+    params = replace(tiny_params, **{"train.epochs": 2})
+    x, y = toy_dataset.images, toy_dataset.labels
+    COMPILED.kept.clear()
+    first = fit(params, TOY, x[:40], y[:40], x[40:], y[40:], verbose=0, reuse=True, seed_offset=3)  # other data
+    kept = first.model
+    fresh = fit(params, TOY, x, y, verbose=0, seed_offset=1)
+    reused = fit(params, TOY, x, y, verbose=0, seed_offset=1, reuse=True)
+    assert reused.model is kept and fresh.model is not kept  # the compiled model was reused, not rebuilt
+    assert reused.history == fresh.history
+    for a, b in zip(reused.model.variables, fresh.model.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(reused.model.optimizer.iterations.numpy()) == int(fresh.model.optimizer.iterations.numpy())
+    other = fit(replace(params, **{"model.width": 0.0625}), TOY, x, y, verbose=0, reuse=True)
+    assert other.model is not kept  # another architecture gets its own compiled model
+
+
+def test_class_weights_change_the_loss(tiny_params, toy_dataset):
+    x, y = toy_dataset.images, toy_dataset.labels
+    plain = fit(tiny_params, TOY, x, y, verbose=0)
+    weighted = fit(tiny_params, TOY, x, y, verbose=0, class_weight={0: 5.0, 1: 1.0, 2: 1.0})
+    assert weighted.history["loss"] != plain.history["loss"]
+
+
 def test_training_learns_an_easy_task(tiny_params, toy_dataset):
     params = replace(tiny_params, **{"train.epochs": 8, "model.width": 0.25, "train.augment.rotation_deg": 0.0})
     result = fit(params, TOY, toy_dataset.images, toy_dataset.labels, verbose=0)

@@ -102,9 +102,9 @@ def run_au_fold(job: AuFoldJob) -> tuple[str, np.ndarray]:
         mlflow.log_params({"fold": i, "n_fit": len(job.fit_rows), "n_validation": len(job.val_rows),
                            "n_test": len(job.test_rows), "labels": ",".join(task.labels)})
         result = fit(job.params, task, x[job.fit_rows], y[job.fit_rows], x[job.val_rows], y[job.val_rows],
-                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=job.params.au.augment)
+                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=job.params.au.augment,
+                     reuse=True)  # one compiled model per AU head kind, reset for every fold
         pred = predict_proba(result.model, x[job.test_rows])
-    keras.backend.clear_session()
     return run.info.run_id, pred
 
 

@@ -25,7 +25,6 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
 import pandas as pd
@@ -122,12 +121,12 @@ def run_fold(job: FoldJob) -> FoldResult:
                            whole=False)
         result = fit(params, task, _take(images, rows[job.fit_rows]), y[job.fit_rows],
                      _take(images, rows[job.val_rows]), y[job.val_rows],
-                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i)
+                     callbacks=[EpochLogger(run.info.run_id)], seed_offset=i,
+                     reuse=True)  # the next fold retrains this compiled model: it is done with by then
         # The test fold is touched here, once, after training is over.
         test_pred = predict_proba(result.model, _take(images, rows[job.test_rows])).argmax(axis=1)
         m = classification_metrics(y[job.test_rows], test_pred, job.classes)
         mlflow.log_metrics({"test_accuracy": m["accuracy"], "test_f1_macro": m["f1_macro"]})
-    keras.backend.clear_session()
     return FoldResult(i, run.info.run_id, test_pred, m["accuracy"], result.history)
 
 

@@ -90,7 +90,51 @@ def _check_outputs(model: keras.Model, task: Task) -> keras.Model:
     return model
 
 
-def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape: tuple[int, ...]) -> keras.Model:
+class CompiledModels:
+    """Compiled models kept for reuse, one per (architecture, task, optimizer settings, policy).
+
+    Keras traces a new model's training step on its first fit: 2-4 s on 2 CPU cores, more than
+    the training itself at experiment sizes, and paid again for every fold, subject, cell and
+    trial. A kept model is instead loaded with the variables of a model freshly built for this
+    fit (same seed, so the same initial weights and dropout seed states) and its optimizer
+    state is zeroed (moments and step count: the learning-rate decay restarts): the same start a
+    fresh build gives, without the tracing (tests/test_train.py checks they train identically).
+    The model a reusing fit returns is overwritten by the next fit of the same kind: callers
+    opt in (`reuse=True`) only where they are done with it by then. At most `size` are kept.
+    """
+
+    def __init__(self, size: int = 4):
+        self.size, self.kept = size, {}
+
+    @staticmethod
+    def key(model: keras.Model, params: Params, task: Task) -> str:
+        import json
+
+        return json.dumps([model.get_config(), task.name, type(task.loss()).__name__, params.train.learning_rate,
+                           params.train.decay], sort_keys=True, default=str)
+
+    def take(self, fresh: keras.Model, params: Params, task: Task) -> keras.Model:
+        """A compiled model in `fresh`'s exact starting state (`fresh` itself, compiled, the first time)."""
+        key = self.key(fresh, params, task)
+        kept = self.kept.pop(key, None)
+        if kept is None:
+            kept = compile_model(fresh, params, task)
+        else:
+            for target, value in zip(kept.variables, fresh.variables, strict=True):
+                target.assign(value)
+            for variable in kept.optimizer.variables:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
+        self.kept[key] = kept  # most recent last
+        while len(self.kept) > self.size:
+            self.kept.pop(next(iter(self.kept)))
+        return kept
+
+
+COMPILED = CompiledModels()  # this process's kept models (each runner worker process has its own)
+
+
+def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape: tuple[int, ...],
+                    reuse: bool = False) -> keras.Model:
     """A given model compiled as it is; a built one made under train.precision and, on several GPUs, mirrored."""
     if isinstance(source, keras.Model):  # built elsewhere: its dtype policy and placement are its builder's
         return compile_model(_check_outputs(source, task), params, task)
@@ -99,8 +143,8 @@ def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape
     build = source or (lambda: build_model(params.model, task.head, input_shape))
     with devices.strategy().scope():
         with devices.dtype_policy(precision.resolve(params.train.precision)):  # Keras scales float16 losses
-            model = devices.float32_outputs(build())
-        return compile_model(_check_outputs(model, task), params, task)
+            model = _check_outputs(devices.float32_outputs(build()), task)
+        return COMPILED.take(model, params, task) if reuse else compile_model(model, params, task)
 
 
 def _labelled(task: Task, x, y):
@@ -127,6 +171,8 @@ def fit(
     seed_offset: int = 0,
     augment: bool = True,
     verbose: int | None = None,
+    class_weight: dict[int, float] | None = None,
+    reuse: bool = False,
 ) -> FitResult:
     """Train on uint8 images (N, H, W, C) or clips (N, T, H, W, C) with `task.targets(...)`-style targets.
 
@@ -134,13 +180,15 @@ def fit(
     frozen layers kept frozen) or a zero-argument builder is compiled and trained.
     Images may be arrays, np.memmaps or `Rows` views of either. With several
     GPUs only a model built here (None or a builder) is mirrored across them.
+    `class_weight`: per-class loss weights (Keras'). `reuse`: train a kept compiled model
+    of the same kind instead of a fresh one (CompiledModels: identical result, no retracing).
     """
     seed = params.seed + seed_offset
     devices.enable_memory_growth()
     tag_precision(params)
     seed_everything(seed, params.train.deterministic)
     with private_layer_seeds(seed):
-        model = _compiled_model(model, params, task, tuple(x_train.shape[1:]))
+        model = _compiled_model(model, params, task, tuple(x_train.shape[1:]), reuse)
     x_train, y_train = _labelled(task, x_train, y_train)
     train_ds = training_stream(x_train, y_train, params.train.batch_size,
                                params.train.augment if augment else None, seed, task.flip_permutation)
@@ -151,7 +199,7 @@ def fit(
         history = model.fit(
             train_ds, validation_data=val_ds, epochs=params.train.epochs, callbacks=callbacks or [],
             shuffle=False,  # the stream reshuffles itself, reproducibly
-            verbose=verbose,
+            verbose=verbose, class_weight=class_weight,
         )
     return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()})
 

@@ -60,7 +60,7 @@ def score_trial(trial: optuna.Trial, params: Params, images, y: np.ndarray, subj
     scores = []
     for j, (fit_rows, val_rows) in enumerate(inner_splits(y, subjects, train_rows, params)):
         result = fit_module.fit(params, task, images[fit_rows], y[fit_rows], images[val_rows], y[val_rows],
-                                callbacks=[ReportEpochs(trial, run_id, j, grid)], seed_offset=j, verbose=0)
+                                callbacks=[ReportEpochs(trial, run_id, j, grid)], seed_offset=j, verbose=0,
+                                reuse=True)  # trials of one architecture share a compiled model
         scores.append(result.history["val_accuracy"][-1])
-        keras.backend.clear_session()
     return float(np.mean(scores))
