@@ -1,20 +1,21 @@
-"""Does the MLflow UI open ferops' experiment on its training runs? Ask a real browser.
+"""What a newcomer sees in the MLflow UI, asked of a real browser and read from the rendered DOM.
 
-    .venv/bin/python infra/ui_screenshot.py                       # demo store, PNG in outputs/ui/
-    .venv/bin/python infra/ui_screenshot.py --store sqlite:///mlflow.db --experiment ferops
+    .venv/bin/python infra/ui_screenshot.py                       # demo store, PNGs in outputs/ui/
+    .venv/bin/python infra/ui_screenshot.py --store sqlite:///mlflow.db --out docs/ui \
+        --prefect-run http://127.0.0.1:4200/runs/flow-run/<id>     # a built store, plus a Prefect run page
 
-Starts `mlflow server` on a loopback port over the store (a throwaway one with
-a few ferops-like runs unless --store is given), opens the link `ferops cv`
-prints (ferops.tracking.store.ui_url) in headless Chromium with a fresh
-profile - a newcomer's browser - and checks the rendered page: the title is
-the Runs page and every top-level run name is on it. The same page is saved as
-a PNG for a person to look at. The bare experiment address is checked too and
-reported, not asserted: in MLflow 3.17 a fresh browser opens it on the GenAI
-overview, which is why ferops prints the longer link.
+Starts `mlflow server` on a loopback port over the store (a throwaway one shaped like a
+ferops project unless --store is given) and opens, in headless Chromium with a fresh
+profile at 1600x1000 (a newcomer's browser and first screen):
+- the link ferops prints (ferops.tracking.store.ui_url): the runs table, with the newest CV
+  parent and its `cv_accuracy_mean` column;
+- that CV parent's page: its description with the headline figure;
+- the champion version page of the emotion model: its description with the score.
+It also checks that every PNG the runs logged is at least 800 px wide, and saves each page
+(and the analysis figures, when the store has an analyze run) as a screenshot.
 
-The UI is a React app; `--virtual-time-budget` lets Chromium run its timers
-and requests before dumping the DOM, and a slow machine gets a second,
-longer budget before the check fails.
+The UI is a React app; `--virtual-time-budget` lets Chromium run its timers and requests
+before dumping the DOM, and a slow machine gets a second, longer budget before a check fails.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -51,33 +53,63 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DEMO_SCORE = 0.5238095238095238  # shown as 0.5238 wherever ferops writes it for a person
+
+
+class _Constant:
+    """A stand-in model for the demo store's registered version (import-light: mlflow.pyfunc only)."""
+
+    def __new__(cls):
+        import mlflow.pyfunc
+
+        class Constant(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                return [0] * len(model_input)
+
+        return Constant()
+
+
 def make_demo_store(root: Path) -> tuple[str, str, list[str]]:
-    """A SQLite store shaped like a ferops project (a CV parent with folds, a holdout run): (uri, experiment, names)."""
-    import mlflow
+    """A SQLite store shaped like a ferops project: a CV parent with folds and a description, a registered champion.
 
-    from ferops.config import TrackingParams
-    from ferops.tracking.store import configure
-
+    Returns (uri, experiment, top-level run names).
+    """
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    params = TrackingParams(tracking_uri=uri, artifact_root=str(root / "mlartifacts"), experiment="ferops",
-                            model_name="fer-emotion", promote_metric="cv_accuracy_mean")
-    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)  # configure() would prefer it to the demo store
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)  # configure() and the registry would prefer it
     try:
-        configure(params)
+        return _fill_demo_store(uri, root)
     finally:
         if saved is not None:
             os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+def _fill_demo_store(uri: str, root: Path) -> tuple[str, str, list[str]]:
+    import mlflow
+
+    from ferops.config import TrackingParams
+    from ferops.tracking.registry import ComparabilityKey, register
+    from ferops.tracking.run_record import describe
+    from ferops.tracking.store import configure
+
+    params = TrackingParams(tracking_uri=uri, artifact_root=str(root / "mlartifacts"), experiment="ferops",
+                            model_name="fer-emotion", promote_metric="cv_accuracy_mean")
+    configure(params)
     names = ["cv-synthfacs_posed", "train-synthfacs_posed"]
-    with mlflow.start_run(run_name=names[0]):
+    with mlflow.start_run(run_name=names[0]) as cv_run:
         mlflow.set_tag("ferops.kind", "cross-validation")
         for fold in range(3):
             with mlflow.start_run(run_name=f"fold-{fold:02d}", nested=True):
                 for epoch in range(3):
                     mlflow.log_metric("val_accuracy", 0.3 + 0.1 * epoch + 0.01 * fold, step=epoch)
-        mlflow.log_metric("cv_accuracy_mean", 0.52)
+        mlflow.log_metric("cv_accuracy_mean", DEMO_SCORE)
+        describe(f"**cv_accuracy_mean = {DEMO_SCORE:.4g}**, 3-fold CV (demo store)")
     with mlflow.start_run(run_name=names[1]):
         mlflow.set_tag("ferops.kind", "holdout")
         mlflow.log_metric("val_accuracy", 0.55)
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=["mlflow"])
+    key = ComparabilityKey(task="emotion", dataset="synthfacs_posed", data_hash="0" * 32 + ".dir",
+                           protocol="subject", classes=("neutral", "happiness"))
+    register(info.model_uri, params.model_name, DEMO_SCORE, params.promote_metric, key, cv_run_id=cv_run.info.run_id)
     return uri, "ferops", names
 
 
@@ -138,77 +170,151 @@ def page_text(dom: str) -> tuple[str, str]:
 
 @dataclass
 class PageCheck:
+    name: str
     url: str
     title: str
-    shows_runs: bool
+    ok: bool
     missing: list[str]
 
     def describe(self) -> str:
-        what = "runs table" if self.shows_runs else f"NOT the runs table (missing {self.missing})"
-        return f"{self.url}\n  title {self.title!r}: {what}"
+        return f"{self.name}: {self.url}\n  title {self.title!r}: " + ("ok" if self.ok else f"MISSING {self.missing}")
 
 
-def check_page(browser: str, url: str, run_names: list[str], workdir: Path) -> PageCheck:
-    """Render `url` in a fresh profile; the runs table is shown when the title says Runs and every name is there."""
+def check_page(browser: str, name: str, url: str, expected: list[str], workdir: Path,
+               title_prefix: str = "") -> PageCheck:
+    """Render `url` in a fresh 1600x1000 profile (a newcomer's first screen); ok when every expected text is in its DOM.
+
+    The runs table is virtualised: rows and columns off screen are not in the DOM, so text found
+    there was rendered on the first screen.
+    """
     for budget in BUDGETS_MS:
         profile = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
-        dom = _chromium(browser, profile, budget, "--dump-dom", url).stdout
+        dom = _chromium(browser, profile, budget, "--window-size=1600,1000", "--dump-dom", url).stdout
         title, text = page_text(dom)
-        missing = [name for name in run_names if name not in text]
-        if title.startswith("Runs") and not missing:
-            return PageCheck(url, title, True, [])
-    return PageCheck(url, title, False, missing or ["a title starting with 'Runs'"])
+        missing = [e for e in expected if e not in text]
+        if title.startswith(title_prefix) and not missing:
+            return PageCheck(name, url, title, True, [])
+    return PageCheck(name, url, title, False, missing or [f"a title starting with {title_prefix!r}"])
 
 
 def screenshot(browser: str, url: str, out: Path, workdir: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
-    _chromium(browser, profile, BUDGETS_MS[-1], "--window-size=1400,900", f"--screenshot={out.resolve()}", url)
+    _chromium(browser, profile, BUDGETS_MS[-1], "--window-size=1600,1000", f"--screenshot={out.resolve()}", url)
     if not out.exists():
         raise RuntimeError(f"Chromium wrote no screenshot to {out}")
     return out
 
 
-def run_check(store_uri: str | None, experiment: str, run_names: list[str] | None, out: Path,
-              workdir: Path, browser: str, check_bare: bool = True) -> tuple[PageCheck, PageCheck | None]:
-    """(check of the link ferops prints, check of the bare experiment address); saves the PNG of the first."""
+def png_width(path: Path) -> int:
+    head = Path(path).read_bytes()[:24]
+    return struct.unpack(">I", head[16:20])[0] if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
+def narrow_pngs(client, experiment_id: str, workdir: Path, min_width: int = 800) -> list[str]:
+    """Every PNG any run of the experiment logged that is narrower than `min_width` px: 'run/path (width)'."""
+    found = []
+    for run in client.search_runs([experiment_id], max_results=1000):
+        stack = [None]
+        while stack:
+            for item in client.list_artifacts(run.info.run_id, stack.pop()):
+                if item.is_dir:
+                    stack.append(item.path)
+                elif item.path.endswith(".png"):
+                    local = Path(client.download_artifacts(run.info.run_id, item.path, str(workdir)))
+                    if (width := png_width(local)) < min_width:
+                        found.append(f"{run.info.run_name}/{item.path} ({width} px)")
+    return found
+
+
+@dataclass
+class UiReport:
+    pages: list[PageCheck]
+    narrow: list[str]  # logged PNGs under 800 px wide
+    shots: dict[str, Path]
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.pages) and not self.narrow
+
+
+def check_store(store_uri: str | None, experiment: str, model_name: str, workdir: Path, browser: str,
+                shots_dir: Path | None = None) -> UiReport:
+    """What a newcomer sees in the MLflow UI over `store_uri` (a demo store when None), checked from the DOM.
+
+    - the link ferops prints: the runs table, the newest CV parent on it with `cv_accuracy_mean` shown;
+    - the CV parent's page: its description with the headline figure;
+    - the champion version page of `model_name`: the description with the score;
+    - every logged PNG at least 800 px wide.
+    With `shots_dir`, each page (and the analysis figures, when the store has them) is saved as a PNG.
+    """
     from mlflow.tracking import MlflowClient
 
-    from ferops.tracking.store import ui_url
+    from ferops.tracking.run_record import NOTE_TAG
+    from ferops.tracking.store import model_version_url, run_url, ui_url
 
     if store_uri is None:
-        store_uri, experiment, run_names = make_demo_store(workdir)
-    client = MlflowClient(tracking_uri=store_uri)
+        store_uri, experiment, _ = make_demo_store(workdir)
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise SystemExit(f"no experiment {experiment!r} in {store_uri}")
-    if not run_names:  # the newest top-level runs, as the table lists them
-        runs = client.search_runs([found.experiment_id], max_results=50, order_by=["attributes.start_time DESC"])
-        run_names = [r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags][:3]
+    eid = found.experiment_id
+    (cv,) = client.search_runs([eid], "tags.`ferops.kind` = 'cross-validation'", max_results=1,
+                               order_by=["attributes.start_time DESC"])
+    headline = cv.data.tags.get(NOTE_TAG, "").split("**")[1] if "**" in cv.data.tags.get(NOTE_TAG, "") else \
+        "(the CV parent has no description)"
+    version = client.get_model_version_by_alias(model_name, "champion")
+    score = version.tags.get("score")
+    score_text = f"{float(score):.4g}" if score else "(the champion has no score tag)"
+    analysis = client.search_runs([eid], "tags.`ferops.kind` = 'analyze'", max_results=1,
+                                  order_by=["attributes.start_time DESC"])
     with MlflowServer(store_uri, workdir) as server:
-        link = check_page(browser, ui_url(server.url, found.experiment_id), run_names, workdir)
-        bare = check_page(browser, f"{server.url}/#/experiments/{found.experiment_id}", run_names, workdir) \
-            if check_bare else None
-        screenshot(browser, ui_url(server.url, found.experiment_id), out, workdir)
-    return link, bare
+        pages = {
+            "experiment": (ui_url(server.url, eid), [cv.info.run_name, "cv_accuracy_mean"], "Runs"),
+            "cv_parent": (run_url(server.url, eid, cv.info.run_id), [cv.info.run_name, headline], ""),
+            "model_version": (model_version_url(server.url, model_name, version.version),
+                              [f"v{version.version}", f"{version.tags.get('score.metric', 'cv_accuracy_mean')} = "
+                                                      f"{score_text}"], ""),
+        }
+        checks = [check_page(browser, name, url, expected, workdir, prefix)
+                  for name, (url, expected, prefix) in pages.items()]
+        shots = {}
+        if shots_dir is not None:
+            figures = {}
+            if analysis:
+                base = f"{server.url}/#/experiments/{eid}/runs/{analysis[0].info.run_id}/artifacts"
+                figures = {"analysis_heatmap": f"{base}/analysis/au_heatmap.png?workflowType=machine_learning",
+                           "analysis_filter_grid": f"{base}/analysis/figures/filter_grid_01.png"
+                                                   f"?workflowType=machine_learning"}
+            for name, url in {**{n: u for n, (u, _, _) in pages.items()}, **figures}.items():
+                shots[name] = screenshot(browser, url, shots_dir / f"mlflow_{name}.png", workdir)
+    return UiReport(checks, narrow_pngs(client, eid, workdir), shots)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="tracking URI of an existing store (default: a demo store in a temp dir)")
     parser.add_argument("--experiment", default="ferops")
-    parser.add_argument("--out", default="outputs/ui/experiment_runs.png", help="where the PNG goes")
+    parser.add_argument("--model", default="fer-emotion", help="registered model whose champion page is checked")
+    parser.add_argument("--out", default="outputs/ui", help="folder for the screenshots")
+    parser.add_argument("--prefect-run", help="a Prefect flow run page to screenshot too (its UI address)")
     args = parser.parse_args(argv)
     browser = find_browser()
     if browser is None:
         print("no Chromium found: apt-get install -y chromium", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="ferops-ui-") as tmp:
-        link, bare = run_check(args.store, args.experiment, None, Path(args.out), Path(tmp), browser)
-    print(f"ferops link: {link.describe()}")
-    print(f"bare experiment address (fresh browser, for reference): {bare.describe()}")
-    print(f"screenshot: {args.out}")
-    return 0 if link.shows_runs else 1
+        report = check_store(args.store, args.experiment, args.model, Path(tmp), browser, Path(args.out))
+        if args.prefect_run:
+            report.shots["prefect_run"] = screenshot(browser, args.prefect_run, Path(args.out) / "prefect_paper_run.png",
+                                                     Path(tmp))
+    for page in report.pages:
+        print(page.describe())
+    print("logged PNGs under 800 px wide: " + (", ".join(report.narrow) or "none"))
+    for name, path in report.shots.items():
+        print(f"screenshot {name}: {path}")
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ Chromium and reads the page.
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import mlflow
 import pytest
 
 from conftest import make_params
-from ferops.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, configure, ui_hint, ui_url
+from ferops.tracking.store import (
+    EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, RESULTS_VIEW, SHARED_VIEW_TAG, configure, ui_hint, ui_url,
+)
 from infra import ui_screenshot
 
 
@@ -43,9 +47,13 @@ def test_ui_hint_links_the_experiments_runs_view(mlflow_store):
     params = make_params().tracking
     experiment_id = configure(params)
     hint = ui_hint(params)
-    assert f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning" in hint
+    assert (f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={RESULTS_VIEW}") in hint
     assert f"--backend-store-uri {mlflow_store}" in hint
-    assert ui_url("http://team:5000/", "7") == "http://team:5000/#/experiments/7?workflowType=machine_learning"
+    assert ui_url("http://team:5000/", "7") == \
+        f"http://team:5000/#/experiments/7/runs?workflowType=machine_learning&viewStateShareKey={RESULTS_VIEW}"
+    view = json.loads(mlflow.get_experiment(experiment_id).tags[f"{SHARED_VIEW_TAG}{RESULTS_VIEW}"])
+    assert "metrics.`cv_accuracy_mean`" in view["selectedColumns"]
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -55,12 +63,20 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_mlflow_ui_opens_the_ferops_link_on_the_runs_table(tmp_path):
+def test_a_newcomer_sees_the_cv_headline_and_the_champions_evidence(tmp_path):
+    """The link ferops prints, the CV parent and the champion's version page, read from Chromium's rendered DOM.
+
+    On the demo store by default; FEROPS_UI_STORE=sqlite:///path/mlflow.db checks a built store (after `make run`).
+    """
     browser = ui_screenshot.find_browser()
     if browser is None:
         pytest.skip("no Chromium on PATH (apt-get install -y chromium): the UI cannot be rendered here")
-    png = tmp_path / "experiment_runs.png"
-    link, _ = ui_screenshot.run_check(None, "ferops", None, png, tmp_path, browser, check_bare=False)
-    assert link.shows_runs, link.describe()
-    assert link.title.startswith("Runs")
-    assert _png_size(png) == (1400, 900)
+    shots = tmp_path / "shots"  # kept as test artefacts in pytest's tmp folder
+    report = ui_screenshot.check_store(os.environ.get("FEROPS_UI_STORE"), "ferops", "fer-emotion", tmp_path / "work",
+                                       browser, shots)
+    for page in report.pages:
+        assert page.ok, page.describe()
+    assert {p.name for p in report.pages} == {"experiment", "cv_parent", "model_version"}
+    assert report.narrow == [], report.narrow  # every logged PNG at least 800 px wide
+    for path in report.shots.values():
+        assert _png_size(path) == (1600, 1000)

@@ -13,6 +13,7 @@ process, and the experiment is marked as model training, not GenAI.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -94,6 +95,7 @@ def configure(params: TrackingParams) -> str:
     else:
         experiment_id = mlflow.create_experiment(params.experiment, tags=kind)
     mlflow.set_experiment(experiment_id=experiment_id)
+    MlflowClient().set_experiment_tag(experiment_id, f"{SHARED_VIEW_TAG}{RESULTS_VIEW}", json.dumps(results_view()))
     try:
         fail_orphaned_runs([experiment_id])
     except MlflowException as exc:  # housekeeping must not stop a training step; say why it was skipped
@@ -102,6 +104,21 @@ def configure(params: TrackingParams) -> str:
 
 
 ML_VIEW = "workflowType=machine_learning"
+# A saved runs-table view (what the UI's Share button stores): the headline metrics as columns, CV parents first.
+# MLflow's table shows no metric column until someone picks one; the link ui_url() prints opens this view.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+RESULTS_VIEW = "ferops-results"
+HEADLINE_METRICS = ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro", "all_at_once_f1_mean", "within_mean",
+                    "cnn_lstm_5class_uf1", "lbp_top_5class_uf1")
+
+
+def results_view() -> dict:
+    """The runs-table state of RESULTS_VIEW: search facets plus the UI state's selected columns."""
+    return {"searchFilter": "", "orderByKey": "metrics.`cv_accuracy_mean`", "orderByAsc": False, "startTime": "ALL",
+            "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
+            "selectedColumns": ["attributes.`Dataset`", "attributes.`Models`",
+                                *(f"metrics.`{m}`" for m in HEADLINE_METRICS)],
+            "runsExpanded": {}, "runsPinned": [], "runsHidden": [], "runListHidden": False}
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store (make ui)
 
 
@@ -111,10 +128,12 @@ def ui_url(base_url: str, experiment_id: str | None) -> str:
     MLflow 3.17's UI takes its GenAI-or-model-training mode from the URL's
     `workflowType`, else from the browser's last choice, which is GenAI in a
     fresh browser: `#/experiments/<id>` alone opens the Traces overview there,
-    whatever the experiment's kind tag says. The parameter opens the runs.
+    whatever the experiment's kind tag says. The parameter opens the runs;
+    `viewStateShareKey` opens RESULTS_VIEW, which configure() stores on the experiment.
     """
     base = base_url.rstrip("/")
-    return base if experiment_id is None else f"{base}/#/experiments/{experiment_id}?{ML_VIEW}"
+    return base if experiment_id is None else \
+        f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW}&viewStateShareKey={RESULTS_VIEW}"
 
 
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
