@@ -29,7 +29,9 @@ def _check_store(args, params) -> None:
 
     if args.command in NO_STORE_COMMANDS or getattr(args, "no_track", False):
         return
-    reads_only = args.command == "reconcile" or getattr(args, "registry_command", None) == "list"
+    # reconcile is not among them: on a fresh clone (no store yet) every stage record is stale, and
+    # `make run` starts with it; MLflow creates the store as any writing command would.
+    reads_only = getattr(args, "registry_command", None) == "list"
     check_sqlite_store(os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri, write=not reads_only)
 
 

@@ -331,6 +331,14 @@ def test_a_read_only_command_on_a_missing_store_creates_nothing(tmp_path, capsys
     assert snapshot(tmp_path) == before and not (tmp_path / "no").exists()
 
 
+def test_reconcile_on_a_fresh_clone_with_no_store_yet_succeeds(tmp_path, capsys, monkeypatch):
+    """`make run` starts with `ferops reconcile`, before any store exists: every record is stale, nothing fails."""
+    params = params_file(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    code, err = ferops_here(["--params", str(params), "reconcile"], capsys)
+    assert code == 0, err
+
+
 # ---------------------------------------------------------------------------- 2. model loading that says what it trusts
 
 
