@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 BUDGET_MB = 2048
 HEIGHT, WIDTH = 480, 640

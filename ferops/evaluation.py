@@ -20,7 +20,6 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from ferops.io import atomic_file  # noqa: E402
 
-
 # How each reported figure is computed, written next to the numbers (metrics.json, the report).
 METRIC_DEFINITIONS = {
     "cv_accuracy_mean": "mean over folds of each test fold's accuracy; cv_accuracy_std: their sample std (ddof=1)",

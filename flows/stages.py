@@ -29,19 +29,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from filelock import FileLock
-from ruamel.yaml import YAML
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
+from ruamel.yaml import YAML
 
 from ferops.quiet_tf import import_tensorflow
 
 import_tensorflow()  # flow runs start in a fresh process: no GPU-build start-up chatter in their logs
 from ferops.config import Params, load_params, nest  # noqa: E402
-from ferops.errors import FeropsError
-from ferops.io import atomic_file
-from ferops.tracking.run_safety import FLOW_RUN_ENV
+from ferops.errors import FeropsError  # noqa: E402
+from ferops.io import atomic_file  # noqa: E402
+from ferops.tracking.run_safety import FLOW_RUN_ENV  # noqa: E402
 
 PARAMS = Path("params.yaml")
 SKIPPED = "Skipped"  # the name of a stage task's Completed state when DVC reports the stage up to date

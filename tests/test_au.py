@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from conftest import make_params
 from ferops.au_metrics import icc_3_1, intensity_table, presence_table
 from ferops.data.domains import render_domain
 from ferops.data.synthfacs_dataset import synthfacs_dataset
+
+from conftest import make_params
 
 
 def test_presence_table_matches_sklearn_and_masks_unknown_labels():
@@ -119,10 +120,11 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
 
 
 def test_one_vs_all_gives_each_au_its_own_nested_run_and_masks_unknowns(mlflow_store, tmp_path):
-    from conftest import make_toy_dataset
     from ferops.data.dataset import Dataset
     from ferops.experiments.au import run_au
     from ferops.tracking.store import configure
+
+    from conftest import make_toy_dataset
 
     toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)
     m = toy.manifest.copy()

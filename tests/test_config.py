@@ -1,5 +1,4 @@
 import pytest
-
 import yaml
 
 from ferops.config import ParamsError, flatten, load_params, overlay, parse_params, replace

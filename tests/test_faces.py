@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
 
 from ferops.data.faces import HaarFaceDetector, eye_geometry, preprocess, to_channels
+
 from format_fixtures import dataset_of, face_on_canvas
 
 

@@ -11,16 +11,22 @@ import pandas as pd
 import pytest
 
 from ferops.data import formats
-from ferops.data.formats import DatasetFormatError, FORMATS, read, write
-from ferops.data.formats.casme2 import CLASSES_ALL, parse_action_units, read_casme2, write_casme2
-from ferops.data.formats.casme2 import COLUMNS as CASME2_COLUMNS
+from ferops.data.dataset import Dataset
+from ferops.data.formats import FORMATS, DatasetFormatError, read, write
+from ferops.data.formats.casme2 import (
+    CLASSES_ALL,
+    COLUMNS as CASME2_COLUMNS,
+    parse_action_units,
+    read_casme2,
+    write_casme2,
+)
 from ferops.data.formats.ckplus import format_float, read_ckplus, write_ckplus
 from ferops.data.formats.fer2013_csv import read_fer2013, write_fer2013
 from ferops.data.formats.image_folders import CKPLUS48_PATTERN, FEROPS_PATTERN, read_folders, write_folders
-from ferops.data.vocab import CKPLUS_CODES, FERPLUS_COLUMNS
-from ferops.data.dataset import Dataset
 from ferops.data.formats.skipped import describe, reader_notes
+from ferops.data.vocab import CKPLUS_CODES, FERPLUS_COLUMNS
 from ferops.errors import FeropsError
+
 from format_fixtures import draw_face, make, native_names
 
 

@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from format_fixtures import make
 
 from ferops.data.formats import DatasetFormatError, write
 from ferops.data.importing import import_data
+
+from format_fixtures import make
 
 
 @pytest.fixture

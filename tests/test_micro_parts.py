@@ -15,7 +15,6 @@ from ferops.experiments import micro_metrics as mm
 from ferops.experiments.leakage import LeakageError, SubjectScaler, check_fold
 from ferops.features.lbp_top import lbp_top, n_bins, plane_codes
 
-
 # ---------------------------------------------------------------------------- LBP-TOP
 
 def _reference_bins(points: int) -> dict[int, int]:

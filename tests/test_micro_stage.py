@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from conftest import make_params, make_toy_dataset
 from ferops.data.clips import clips_from_frames, crop_clip, pick_frames
 from ferops.data.formats import casme2
 from ferops.data.synthfacs_dataset import synthfacs_dataset
@@ -18,6 +17,8 @@ from ferops.errors import FeropsError
 from ferops.experiments import micro as micro_stage
 from ferops.experiments.leakage import LeakageError
 from ferops.experiments.micro_data import load_micro
+
+from conftest import make_params, make_toy_dataset
 
 N_SUBJECTS = 3  # the tiny_micro fixture's (conftest.py)
 

@@ -3,9 +3,10 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
-from conftest import make_params
 
 from ferops.models import LAST_CONV, Head, build_cnn, build_model, feature_extractor, replace_head
+
+from conftest import make_params
 
 PAPER = make_params({"model": {"width": 1.0}}).model  # the paper's CNN, whatever width params.yaml runs at
 
@@ -24,11 +25,11 @@ def test_paper_default_parameter_count():
 
 def test_architecture_follows_params():
     model = build_cnn(PAPER, (48, 48, 1), 8)
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.name for c in convs] == ["conv1", "conv2", "conv3"]
     assert [c.filters for c in convs] == [64, 128, 256]
     assert all(c.kernel_size == (5, 5) and c.activation.__name__ == "relu" for c in convs)
-    assert [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)] == [0.25, 0.5]
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.25, 0.5]
     assert model.get_layer("dense").units == 512
     assert model.get_layer("output").activation.__name__ == "softmax"
     assert model.get_layer(LAST_CONV).filters == 256
@@ -36,7 +37,7 @@ def test_architecture_follows_params():
 
 def test_width_multiplier_and_heads():
     small = build_cnn(tiny(0.125), (64, 64, 3), 50, output_activation="sigmoid")
-    assert [l.filters for l in small.layers if isinstance(l, keras.layers.Conv2D)] == [8, 16, 32]
+    assert [layer.filters for layer in small.layers if isinstance(layer, keras.layers.Conv2D)] == [8, 16, 32]
     assert small.get_layer("dense").units == 64
     assert small.output_shape == (None, 50)
     assert small.get_layer("output").activation.__name__ == "sigmoid"
@@ -45,7 +46,7 @@ def test_width_multiplier_and_heads():
 @pytest.mark.parametrize("width", [0.0001, 0.5])
 def test_width_never_zero(width):
     model = build_cnn(tiny(width), (48, 48, 1), 8)
-    assert min(l.filters for l in model.layers if isinstance(l, keras.layers.Conv2D)) >= 1
+    assert min(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)) >= 1
 
 
 def test_served_models_take_raw_pixels():

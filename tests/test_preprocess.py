@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from conftest import make_params
 from ferops import pipeline
 from ferops.data.dataset import Dataset
+
+from conftest import make_params
 from format_fixtures import face_on_canvas
 
 

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, make_params
 from ferops import pipeline
 from ferops.data.dataset import Dataset
 from ferops.data.quarantine import REASONS, quarantine
 from ferops.data.validation import ValidationError
+
+from conftest import ROOT, make_params
 from format_fixtures import FER_FOLDER_FAULTS, fer_folder_copy
 from test_validation import make_dataset
 

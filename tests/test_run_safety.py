@@ -21,11 +21,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, TINY
 from ferops.config import load_params, overlay
 from ferops.tracking import run_safety
 from ferops.tracking.run_safety import END_TAG, HOST_TAG, NAMESPACE_TAG, NOTE_TAG, PID_TAG, START_TAG
 from ferops.tracking.store import configure
+
+from conftest import ROOT, TINY
 
 FEROPS = Path(sys.executable).with_name("ferops")
 

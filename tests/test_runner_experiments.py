@@ -11,7 +11,6 @@ import os
 
 import mlflow
 import numpy as np
-import pytest
 
 from conftest import make_params, make_toy_dataset
 
@@ -148,9 +147,9 @@ def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tm
 def test_tune_workers_as_dask_tasks_share_a_journal_study_and_survive_a_killed_worker(tmp_path, mlflow_store):
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from test_tune import _setup, tune_killing_one_trial
 
     from ferops.tuning.storage import open_storage
-    from test_tune import _setup, tune_killing_one_trial
 
     journal = f"journal:{tmp_path / 'optuna.journal'}"
     params, changes = _setup(tmp_path, {**_runner("dask"), "train": {"epochs": 1},

@@ -354,8 +354,9 @@ def _face(tmp_path: Path) -> Path:
 def _tiny_model():
     import dataclasses
 
-    from conftest import make_params as tiny
     from ferops.models import build_cnn
+
+    from conftest import make_params as tiny
 
     return build_cnn(dataclasses.replace(tiny().model, width=0.0625), (48, 48, 1), 8)
 

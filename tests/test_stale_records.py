@@ -8,8 +8,9 @@ from pathlib import Path
 
 import mlflow
 
-from conftest import make_params
 from ferops.tracking.stale_records import EXPERIMENT_RECORDS, clear_stale_records
+
+from conftest import make_params
 
 
 def test_experiment_records_are_the_stages_run_files():

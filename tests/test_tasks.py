@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from conftest import make_params
 
 from ferops.config import replace
 from ferops.data.synthfacs_dataset import synthfacs_dataset
@@ -11,6 +10,8 @@ from ferops.train.fit import fit, predict_proba
 from ferops.train.masked import MaskedBinaryAccuracy, MaskedMeanAbsoluteError
 from ferops.train.streams import eval_stream
 from ferops.train.tasks import au_intensity_task, au_presence_task, emotion_task
+
+from conftest import make_params
 
 AUS = ("AU1", "AU4", "AU6", "AU12", "AU25", "L12", "R12")
 

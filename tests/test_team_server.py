@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from ferops import pipeline
 from ferops.predict import load_model
+from infra.team_server import postgres_missing, running_team_server
 
 from conftest import make_params
-from infra.team_server import postgres_missing, running_team_server
 
 pytestmark = pytest.mark.skipif(postgres_missing() is not None, reason=str(postgres_missing()))
 
@@ -66,10 +66,11 @@ def test_dask_cv_logs_folds_under_one_parent_and_the_model_is_pulled_by_alias(te
 def test_two_tune_workers_share_one_study_in_the_same_postgres(team_server, tmp_path, monkeypatch):
     import optuna
 
-    from conftest import ROOT, TINY, make_toy_dataset
     from ferops.config import load_params, overlay
     from ferops.tuning.storage import open_storage
     from ferops.tuning.study import run_tune
+
+    from conftest import ROOT, TINY, make_toy_dataset
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.tracking_uri)

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_params
 
 from ferops.config import replace
 from ferops.errors import FeropsError
@@ -14,6 +13,8 @@ from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import holdout_split, make_folds
 from ferops.train.streams import Rows, eval_stream, training_stream
 from ferops.train.tasks import emotion_task
+
+from conftest import make_params
 
 AUG = make_params().train.augment
 NO_AFFINE = dataclasses.replace(AUG, flip=True, rotation_deg=0.0, translation=0.0, scale=0.0, shear=0.0)

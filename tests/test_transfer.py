@@ -9,10 +9,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from conftest import make_params, make_toy_dataset
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.experiments.transfer import zero_shot_predictions
+
+from conftest import make_params, make_toy_dataset
 
 
 def test_zero_shot_maps_classes_by_name_and_excludes_what_the_source_lacks():

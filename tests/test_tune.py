@@ -13,13 +13,14 @@ import optuna
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, make_toy_dataset
 from ferops.config import ParamsError, load_params, overlay
 from ferops.train.folds import emotion_folds
 from ferops.tuning import objective
 from ferops.tuning.overlay import fold_params, read_overlay, refit_params
 from ferops.tuning.storage import open_storage
 from ferops.tuning.study import run_tune
+
+from conftest import ROOT, TINY, make_toy_dataset
 
 
 def _setup(tmp_path, changes):

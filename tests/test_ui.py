@@ -18,11 +18,18 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import make_params
 from ferops.tracking.store import (
-    EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, RESULTS_VIEW, SHARED_VIEW_TAG, configure, ui_hint, ui_url,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    RESULTS_VIEW,
+    SHARED_VIEW_TAG,
+    configure,
+    ui_hint,
+    ui_url,
 )
 from infra import ui_screenshot
+
+from conftest import make_params
 
 
 def test_new_experiment_is_marked_model_training(mlflow_store):

@@ -19,7 +19,13 @@ import pandas as pd
 
 from ferops.data.dataset import Dataset
 from ferops.data.faces import (
-    FaceDetector, HaarFaceDetector, apply_geometry, box_geometry, eye_geometry, eye_pair, to_channels,
+    FaceDetector,
+    HaarFaceDetector,
+    apply_geometry,
+    box_geometry,
+    eye_geometry,
+    eye_pair,
+    to_channels,
 )
 from ferops.data.formats._images import parse_size
 

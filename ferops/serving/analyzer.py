@@ -22,7 +22,15 @@ import cv2
 import keras
 import numpy as np
 
-from ferops.data.faces import Box, FaceDetector, HaarFaceDetector, apply_geometry, box_geometry, face_geometry, to_channels
+from ferops.data.faces import (
+    Box,
+    FaceDetector,
+    HaarFaceDetector,
+    apply_geometry,
+    box_geometry,
+    face_geometry,
+    to_channels,
+)
 
 # Face detectors by params.yaml serving.detector name: a class taking no arguments with FaceDetector's `detect`
 # (and optionally `detect_eyes`, for alignment). Add one here to plug in another detector.

@@ -21,7 +21,10 @@ import numpy as np
 from ferops.data.dataset import Dataset, au_label, mirrored
 from ferops.models.heads import Head
 from ferops.train.masked import (
-    MaskedBinaryAccuracy, MaskedBinaryCrossentropy, MaskedMeanAbsoluteError, MaskedMeanSquaredError,
+    MaskedBinaryAccuracy,
+    MaskedBinaryCrossentropy,
+    MaskedMeanAbsoluteError,
+    MaskedMeanSquaredError,
 )
 
 UNKNOWN_EMOTION = -1

@@ -40,7 +40,15 @@ import pandas as pd
 
 from ferops.data.dataset import Dataset
 from ferops.data.formats._images import (
-    IMAGE_SUFFIXES, convert_channels, inside, load_images, parse_size, read_image, safe_name, stack_images, write_image,
+    IMAGE_SUFFIXES,
+    convert_channels,
+    inside,
+    load_images,
+    parse_size,
+    read_image,
+    safe_name,
+    stack_images,
+    write_image,
 )
 from ferops.data.formats._manifest import UNSPLIT, au_columns, label_indices, present_aus
 from ferops.data.formats._rows import ragged_row, row_ref

@@ -173,7 +173,7 @@ def _cheeks_and_folds(idt: Identity, u: dict, model: FaceModel, geo: dict) -> No
 
 def _forehead_and_brows(idt: Identity, u: dict, model: FaceModel) -> None:
     """AU1/AU2 raise brows and fold the forehead; AU4 lowers and knits them with vertical furrows."""
-    age, c = idt.age ** 2, idt.masculinity - 0.5  # permanent lines deepen late in life
+    age = idt.age ** 2  # permanent lines deepen late in life
     brow_y = -idt.brow_height
     es, ew = idt.eye_spacing, idt.eye_width
     # forehead lines: AU1 in the centre, AU2 at the sides, age faintly everywhere

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferops.data.synthfacs.primitives import FaceModel, ellipse
 from ferops.data.synthfacs.identity import Identity
+from ferops.data.synthfacs.primitives import FaceModel, ellipse
 
 _T = np.linspace(0, 2 * np.pi, 28, endpoint=False)
 _C, _S = np.cos(_T), np.sin(_T)
@@ -45,13 +45,17 @@ def au_regions(identity: Identity, levels: dict[str, float], model: FaceModel,
     lips = np.concatenate([lm["mouth_upper"], lm["mouth_lower"]])
     lip_lo, lip_hi = lips.min(axis=0), lips.max(axis=0)
     mouth_half = max(abs(lip_lo[0]), abs(lip_hi[0]), idt.mouth_width)
-    sides = lambda code: [s for s in ("R", "L") if levels[f"{s}{code}"] >= 0.5] or ["R", "L"]
+    def sides(code):
+        return [s for s in ("R", "L") if levels[f"{s}{code}"] >= 0.5] or ["R", "L"]
     sign = {"R": -1.0, "L": 1.0}
-    folds = lambda which: [_around(lm[f"fold_{s}"], 0.09, 0.09) for s in which]
-    eyes = lambda up, down, wide: [rect(sx * es - ew - wide, sx * es + ew + wide, -eh - up, down) for sx in (-1, 1)]
+    def folds(which):
+        return [_around(lm[f"fold_{s}"], 0.09, 0.09) for s in which]
+    def eyes(up, down, wide):
+        return [rect(sx * es - ew - wide, sx * es + ew + wide, -eh - up, down) for sx in (-1, 1)]
     brow_band = rect(-(es + ew + 0.14), es + ew + 0.14, brow_y - 0.5, 0.0)
-    mouth = lambda grow_x, up, down: rect(-mouth_half - grow_x, mouth_half + grow_x, min(lip_lo[1], mouth_y) - up,
-                                          max(lip_hi[1], mouth_y) + down)
+    def mouth(grow_x, up, down):
+        return rect(-mouth_half - grow_x, mouth_half + grow_x, min(lip_lo[1], mouth_y) - up,
+                                              max(lip_hi[1], mouth_y) + down)
 
     regions: dict[int, list[np.ndarray]] = {}
     for code in codes:

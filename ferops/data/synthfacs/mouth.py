@@ -14,7 +14,6 @@ import numpy as np
 from ferops.data.synthfacs.identity import Identity
 from ferops.data.synthfacs.primitives import BROAD, MEDIUM, T13, FaceModel, Item, band, curve, ellipse, lin
 
-
 # profiles along the mouth (T13: -1 at the subject's right corner .. 1 at the left), built once
 _LEFT = T13 < 0
 _ABS = np.abs(T13)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ferops.data.synthfacs.primitives import Item, curve, ellipse
 from ferops.data.synthfacs.identity import Identity
+from ferops.data.synthfacs.primitives import Item, curve, ellipse
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 

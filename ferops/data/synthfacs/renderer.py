@@ -27,8 +27,16 @@ from ferops.data.synthfacs.masks import au_regions
 from ferops.data.synthfacs.nuisance import Nuisance
 from ferops.data.synthfacs.occluders import occluder_items, paint_clutter
 from ferops.data.synthfacs.primitives import Item
-from ferops.data.synthfacs.shading import (SHIFT, height_map, project_items, shade, shade_scale, static_relief, textures,
-                                           to_fixed)
+from ferops.data.synthfacs.shading import (
+    SHIFT,
+    height_map,
+    project_items,
+    shade,
+    shade_scale,
+    static_relief,
+    textures,
+    to_fixed,
+)
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 

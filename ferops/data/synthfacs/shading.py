@@ -20,9 +20,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ferops.data.synthfacs.primitives import FaceModel, Item
 from ferops.data.synthfacs.nuisance import Nuisance
 from ferops.data.synthfacs.pose import Pose
+from ferops.data.synthfacs.primitives import FaceModel, Item
 
 SHIFT = 3                 # fixed-point bits for sub-pixel polygon vertices
 DOME_HEIGHT = 0.55        # face units the face front stands over its silhouette
