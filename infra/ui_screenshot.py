@@ -271,7 +271,9 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
                                   order_by=["attributes.start_time DESC"])
     with MlflowServer(store_uri, workdir) as server:
         pages = {
-            "experiment": (ui_url(server.url, eid), [cv.info.run_name, "cv_accuracy_mean"], "Runs"),
+            # the column and the CV parent's value in it ("Sort: cv_accuracy_mean" alone names the column too)
+            "experiment": (ui_url(server.url, eid), [cv.info.run_name, "cv_accuracy_mean",
+                                                     str(cv.data.metrics["cv_accuracy_mean"])], "Runs"),
             "cv_parent": (run_url(server.url, eid, cv.info.run_id), [cv.info.run_name, headline], ""),
             "model_version": (model_version_url(server.url, model_name, version.version),
                               [f"v{version.version}", f"{version.tags.get('score.metric', 'cv_accuracy_mean')} = "
