@@ -18,6 +18,7 @@ from ferops import pipeline
 from ferops.data.dataset import Dataset
 from ferops.data.quarantine import REASONS, quarantine
 from ferops.data.validation import ValidationError
+from ferops.tracking.store import data_runs
 
 from conftest import ROOT, make_params
 from format_fixtures import FER_FOLDER_FAULTS, fer_folder_copy
@@ -150,7 +151,7 @@ def test_validate_logs_quarantine_counts_and_rejects_to_mlflow(tmp_path, mlflow_
     params = fer_params(tmp_path, "quarantine")
     pipeline.preprocess(params)
     pipeline.validate(params, report_path=tmp_path / "validation.json", track=True)
-    (run,) = mlflow.search_runs(experiment_names=[params.tracking.experiment], output_format="list")
+    (run,) = mlflow.search_runs(experiment_names=[data_runs(params.tracking).experiment], output_format="list")
     metrics = run.data.metrics
     assert metrics["quarantined_blank"] == 2 and metrics["quarantined_duplicate_of_test"] == 1
     assert metrics["quarantined_bright"] == 1 and metrics["quarantined_total"] == 7
