@@ -38,7 +38,7 @@ data/raw:
 # Two workers, one test file each at a time (--dist loadfile keeps a file's module fixtures in one process):
 # the end-to-end file runs beside the rest instead of after it.
 test: setup
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=40
 
 test-fast: setup
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"

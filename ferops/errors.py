@@ -29,6 +29,12 @@ def shown(value: object, limit: int = _SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_path(path: object, limit: int = _SHOWN_CHARS) -> str:
+    """A file or folder path cut to `limit` characters from the left: its tail (the part a user typed) stays."""
+    text = str(path)
+    return text if len(text) <= limit else "..." + text[-(limit - 3):]
+
+
 def shown_key(key: object, limit: int = _SHOWN_CHARS) -> str:
     """A user-written key (a params.yaml name, a CLI argument) shown unquoted, cut to `limit` characters."""
     text = str(key) if isinstance(key, str) else shown(key, limit)

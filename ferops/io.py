@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ferops.errors import FeropsError
+from ferops.errors import FeropsError, shown_path
 
 MARKER = ".ferops-output"  # in every folder atomic_dir writes: {"written_by": "ferops", "stage": ...}
 
@@ -70,12 +70,12 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     resolved = path.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
-        raise OutputRefused(f"{what} {path}: is the working folder (or holds it); choose a new folder for the output")
+        raise OutputRefused(f"{what} {shown_path(path)}: is the working folder (or holds it); choose a new folder for the output")
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         kind = "symlink" if path.is_symlink() else "file"
-        raise OutputRefused(f"{what} {path}: is a {kind}, not an output folder; choose another {what} or remove it")
+        raise OutputRefused(f"{what} {shown_path(path)}: is a {kind}, not an output folder; choose another {what} or remove it")
     if path.is_dir() and not written_by_ferops(path):
-        raise OutputRefused(f"{what} {path}: ferops did not write this folder; choose another {what} or remove it")
+        raise OutputRefused(f"{what} {shown_path(path)}: ferops did not write this folder; choose another {what} or remove it")
     return path
 
 
@@ -87,9 +87,9 @@ def atomic_file(path: str | os.PathLike, make_parents: bool = True) -> Iterator[
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputRefused(f"{path}: is a folder, expected a file name; choose another output path")
+        raise OutputRefused(f"{shown_path(path)}: is a folder, expected a file name; choose another output path")
     if not make_parents and not path.parent.is_dir():
-        raise OutputRefused(f"{path}: folder {path.parent} does not exist; create it first or choose another path")
+        raise OutputRefused(f"{shown_path(path)}: folder {shown_path(path.parent)} does not exist; create it first or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_umask())

@@ -464,3 +464,13 @@ def test_a_moved_project_is_warned_that_its_artifacts_lie_outside(tmp_path, monk
     assert artifacts_elsewhere("sqlite:///mlflow.db", old) == str(tmp_path / "original" / "mlartifacts")
     assert artifacts_elsewhere("sqlite:///mlflow.db", (project / "mlartifacts").as_uri()) is None
     assert artifacts_elsewhere("http://127.0.0.1:5000", old) is None  # a server decides its own
+
+
+def test_a_deep_output_path_still_gives_a_short_line(tmp_path, capsys):
+    """Paths are echoed by their tail: a refusal under a long temp folder stays within 200 characters."""
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 12)
+    deep.mkdir(parents=True)
+    (deep / "thesis.txt").write_text("mine")
+    code, err = ferops_here(["generate", "--preset", "posed", "--n", "3", "--out", str(deep), "--no-track"], capsys)
+    line = one_line(code, err, "ferops did not write this folder")
+    assert "a-rather-long-folder-name" in line and (deep / "thesis.txt").read_text() == "mine"

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ferops.errors import FeropsError
+from ferops.errors import FeropsError, shown_path
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 FIX_URI = "fix tracking.tracking_uri (or MLFLOW_TRACKING_URI)"
@@ -56,23 +56,23 @@ def check_sqlite_store(uri: str, write: bool) -> None:
         return
     if not path.exists():
         if not write:
-            raise StoreError(f"tracking store {path} does not exist (nothing was created); {FIX_URI}")
+            raise StoreError(f"tracking store {shown_path(path)} does not exist (nothing was created); {FIX_URI}")
         if not path.parent.is_dir():
-            raise StoreError(f"tracking store {path}: folder {path.parent} does not exist; {FIX_URI}")
+            raise StoreError(f"tracking store {shown_path(path)}: folder {shown_path(path.parent)} does not exist; {FIX_URI}")
         return
     if path.is_dir():
-        raise StoreError(f"tracking store {path} is a folder, not an SQLite file; {FIX_URI}")
+        raise StoreError(f"tracking store {shown_path(path)} is a folder, not an SQLite file; {FIX_URI}")
     with path.open("rb") as fh:
         header = fh.read(len(SQLITE_HEADER))
     if header and header != SQLITE_HEADER:
-        raise StoreError(f"tracking store {path} is not an SQLite database; {FIX_URI}, or restore the file")
+        raise StoreError(f"tracking store {shown_path(path)} is not an SQLite database; {FIX_URI}, or restore the file")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{shown_path(path)}?mode=ro", uri=True, timeout=5)) as db:
             result = db.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"tracking store {path} is damaged ({exc}); restore a backup or {FIX_URI}") from None
+        raise StoreError(f"tracking store {shown_path(path)} is damaged ({exc}); restore a backup or {FIX_URI}") from None
     if result is None or result[0] != "ok":
-        raise StoreError(f"tracking store {path} is damaged (integrity check failed); restore a backup or {FIX_URI}")
+        raise StoreError(f"tracking store {shown_path(path)} is damaged (integrity check failed); restore a backup or {FIX_URI}")
     if write and not _writable(path):
-        raise StoreError(f"tracking store {path} is read-only and this command records runs; make it writable "
+        raise StoreError(f"tracking store {shown_path(path)} is read-only and this command records runs; make it writable "
                          f"(or use --no-track where offered)")
