@@ -114,3 +114,22 @@ def test_casme2_clips_read_only_the_frames_asked_for(tmp_path, monkeypatch):
     assert clips.manifest["label_name"].tolist() == direct.manifest["label_name"].tolist()
     assert len(set(clips.subjects)) == len(set(direct.subjects))
     assert np.abs(clips.images.astype(int) - direct.images.astype(int)).mean() < 3  # JPEG q95 round trip
+
+
+def test_a_reused_cnn_lstm_trains_a_fold_as_a_fresh_one_would(tiny_micro):
+    """Every LOSO fold trains the kept, compiled CNN+LSTM through fit (reuse): what trained before leaves no trace."""
+    from ferops.experiments.micro_train import CnnLstm
+
+    params = make_params({"micro": {"cnn": {"epochs": 1}, "lstm": {"epochs": 1}}})
+    clips = tiny_micro.clips
+    subjects = np.unique(clips.subjects)
+    train = np.flatnonzero(clips.subjects != subjects[0])
+    test = np.flatnonzero(clips.subjects == subjects[0])
+    other = np.flatnonzero(clips.subjects != subjects[1])
+
+    reused = CnnLstm(params, clips, pretrained=None)
+    reused.train(other, seed=params.seed + 1)  # another fold first
+    reused.train(train, seed=params.seed)
+    fresh = CnnLstm(params, clips, pretrained=None)
+    fresh.train(train, seed=params.seed)
+    np.testing.assert_array_equal(reused.predict(test), fresh.predict(test))

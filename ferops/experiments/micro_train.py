@@ -13,10 +13,9 @@ The CNN starts from an emotion CNN trained once on the pipeline's emotion
 dataset (`micro.cnn.pretrain_epochs`; the paper starts from its CK+ model),
 whose people are not the micro subjects; or from scratch.
 
-Training follows ferops.train.fit's recipe (compile_model: Adam with the paper's
-decay and the task's loss; training_stream: the augmented image stream), on
-models compiled once per stage and reset for every fold (Resettable); the
-optional end-to-end fine-tuning of the whole CNN+LSTM goes through fit itself.
+Every piece trains through ferops.train.fit (seeding, precision policy, Adam with
+the paper's decay, the augmented stream), on models compiled once per stage and
+put back to their starting variables for every fold (Resettable, fit's `reuse`).
 With the backbone frozen, the LSTM trains on per-frame features computed once
 per fold, which is the same training at a fraction of the cost.
 """
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sklearn.svm import LinearSVC
 
 from ferops.config import Params, replace
@@ -35,9 +33,8 @@ from ferops.experiments.leakage import SubjectScaler
 from ferops.models import Head, build_model, feature_extractor, replace_head
 from ferops.models.sequence import build_sequence_model, load_backbone, lstm_head, set_backbone_trainable
 from ferops.train.devices import dtype_policy
-from ferops.train.fit import compile_model, fit, predict_proba
+from ferops.train.fit import fit, predict_proba
 from ferops.train.precision import resolve as resolve_precision
-from ferops.train.streams import training_stream
 from ferops.train.tasks import emotion_task
 
 NEUTRAL = "neutral"
@@ -123,35 +120,26 @@ def restore(saved: list) -> None:
 
 
 class Resettable:
-    """A model compiled once and put back to its starting weights and optimizer state for every fold.
+    """A model trained through `fit` once per fold, put back to its starting variables before each.
 
-    LOSO trains the same architecture once per subject (27 times on CASME II's 26). Keras
-    traces a fresh model's training step anew, 2-4 s each on 2 CPU cores: more than the
-    training itself at the micro stage's sizes. Resetting weights, dropout seeds, Adam's moments and
-    its step count (the learning-rate decay restarts) gives every fold the same start a new model would.
-    The recipe is fit's: compile_model (Adam, inverse-time decay, the task's loss) and its
-    augmented image stream; only the model is reused.
+    LOSO trains the same architecture once per subject (27 times on CASME II's 26). fit's
+    `reuse` keeps the model compiled (no retracing: 2-4 s a fold on 2 CPU cores) and zeroes
+    Adam's state; restoring every variable (weights and the dropout layers' seed states)
+    first gives every fold the start a new model would have.
     """
 
     def __init__(self, model: keras.Model, params: Params, task):
-        self.model, self.params, self.task = compile_model(model, params, task), params, task
+        self.model, self.params, self.task = model, params, task
         self.start = snapshot(model)
 
     def reset(self) -> None:
         restore(self.start)
-        for variable in self.model.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
 
     def train(self, x, y: np.ndarray, epochs: int, seed: int, augment: bool, balance: bool = False) -> keras.Model:
-        keras.utils.set_random_seed(seed)
         self.reset()
-        batch = self.params.train.batch_size
-        if augment:
-            ds = training_stream(x, y, batch, self.params.train.augment, seed)
-        else:  # float features: small enough to slice in memory
-            ds = (tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), y))
-                  .shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch))
-        self.model.fit(ds, epochs=epochs, shuffle=False, verbose=0, class_weight=balanced_weights(y) if balance else None)
+        fit(replace(self.params, **{"train.epochs": epochs}), self.task, x, y, model=self.model, reuse=True,
+            seed_offset=seed - self.params.seed, augment=augment, verbose=0,
+            class_weight=balanced_weights(y) if balance else None)
         return self.model
 
 
@@ -192,7 +180,8 @@ class CnnLstm:
         if mp.lstm.finetune_epochs:  # the whole model on clips: ferops' fit, traced anew (paper-scale runs only)
             set_backbone_trainable(self.model, True)
             fit(replace(self.params, **{"train.epochs": mp.lstm.finetune_epochs}), emotion_task(self.clips.classes),
-                images[train], self.clips.labels[train], model=self.model, seed_offset=seed - self.params.seed)
+                images[train], self.clips.labels[train], model=self.model, seed_offset=seed - self.params.seed,
+                verbose=0)  # compiled anew: the backbone's trainable flag changed since the last compile
             set_backbone_trainable(self.model, False)
         return self.model
 

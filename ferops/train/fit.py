@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -105,6 +106,21 @@ class CompiledModels:
 
     def __init__(self, size: int = 4):
         self.size, self.kept = size, {}
+        self.given = weakref.WeakKeyDictionary()  # models passed in by callers -> the settings they were compiled for
+
+    @staticmethod
+    def settings(params: Params, task: Task) -> tuple:
+        return task.name, type(task.loss()).__name__, params.train.learning_rate, params.train.decay
+
+    def resume(self, model: keras.Model, params: Params, task: Task) -> keras.Model:
+        """A caller's own model (sharing layers with another, or set to pretrained weights) trained from its
+        current weights: compiled the first time, later only its optimizer state is zeroed (no retracing)."""
+        settings = self.settings(params, task)
+        if self.given.get(model) == settings and model.optimizer is not None:
+            _zero_optimizer(model)
+            return model
+        self.given[model] = settings
+        return compile_model(model, params, task)
 
     @staticmethod
     def key(model: keras.Model, params: Params, task: Task) -> str:
@@ -122,12 +138,17 @@ class CompiledModels:
         else:
             for target, value in zip(kept.variables, fresh.variables, strict=True):
                 target.assign(value)
-            for variable in kept.optimizer.variables:
-                variable.assign(np.zeros(variable.shape, variable.dtype))
+            _zero_optimizer(kept)
         self.kept[key] = kept  # most recent last
         while len(self.kept) > self.size:
             self.kept.pop(next(iter(self.kept)))
         return kept
+
+
+def _zero_optimizer(model: keras.Model) -> None:
+    """Adam's moments and step count back to zero: the learning-rate decay restarts, as on a new optimizer."""
+    for variable in model.optimizer.variables:
+        variable.assign(np.zeros(variable.shape, variable.dtype))
 
 
 COMPILED = CompiledModels()  # this process's kept models (each runner worker process has its own)
@@ -137,7 +158,8 @@ def _compiled_model(source: ModelSource, params: Params, task: Task, input_shape
                     reuse: bool = False) -> keras.Model:
     """A given model compiled as it is; a built one made under train.precision and, on several GPUs, mirrored."""
     if isinstance(source, keras.Model):  # built elsewhere: its dtype policy and placement are its builder's
-        return compile_model(_check_outputs(source, task), params, task)
+        _check_outputs(source, task)
+        return COMPILED.resume(source, params, task) if reuse else compile_model(source, params, task)
     if source is None and len(input_shape) != 3:
         raise ValueError(f"inputs of shape {input_shape} are clips: pass a sequence model as model=")
     build = source or (lambda: build_model(params.model, task.head, input_shape))
@@ -181,7 +203,9 @@ def fit(
     Images may be arrays, np.memmaps or `Rows` views of either. With several
     GPUs only a model built here (None or a builder) is mirrored across them.
     `class_weight`: per-class loss weights (Keras'). `reuse`: train a kept compiled model
-    of the same kind instead of a fresh one (CompiledModels: identical result, no retracing).
+    of the same kind instead of a fresh one (CompiledModels: identical result, no retracing);
+    with a given model, that model itself, from its current weights, without recompiling.
+    `augment=False` with float `x_train` (per-frame features of clips): a plain shuffled stream.
     """
     seed = params.seed + seed_offset
     devices.enable_memory_growth()

@@ -47,16 +47,18 @@ def gather(array, index: np.ndarray) -> np.ndarray:
 
 
 def _batches(images, targets, batch_size: int, seed: int | None) -> tf.data.Dataset:
-    """uint8 image batches (and their targets) by position; shuffled anew each epoch when seeded."""
+    """Batches of `images` (uint8 images, or float features such as per-frame CNN outputs) and their targets,
+    gathered by position; shuffled anew each epoch when seeded."""
     n = len(images)
     positions = tf.data.Dataset.range(n)
     if seed is not None:
         positions = positions.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     positions = positions.batch(batch_size)
     x_spec = tf.TensorShape((None,) + tuple(images.shape[1:]))
+    x_dtype = tf.as_dtype(images.dtype)
     if targets is None:
         def load(pos):
-            x = tf.numpy_function(lambda p: gather(images, p), [pos], tf.uint8, stateful=False)
+            x = tf.numpy_function(lambda p: gather(images, p), [pos], x_dtype, stateful=False)
             x.set_shape(x_spec)
             return x
     else:
@@ -65,7 +67,7 @@ def _batches(images, targets, batch_size: int, seed: int | None) -> tf.data.Data
 
         def load(pos):
             x, y = tf.numpy_function(lambda p: (gather(images, p), targets[p]), [pos],
-                                     (tf.uint8, tf.as_dtype(targets.dtype)), stateful=False)
+                                     (x_dtype, tf.as_dtype(targets.dtype)), stateful=False)
             x.set_shape(x_spec)
             y.set_shape(y_spec)
             return x, y
@@ -74,7 +76,10 @@ def _batches(images, targets, batch_size: int, seed: int | None) -> tf.data.Data
 
 def training_stream(images, targets, batch_size: int, aug: AugmentParams | None, seed: int,
                     flip_permutation=None) -> tf.data.Dataset:
-    """Shuffled float32 batches, augmented if `aug` (one draw per image or per clip); reproducible from `seed`."""
+    """Shuffled float32 batches, augmented if `aug` (one draw per image or per clip); reproducible from `seed`.
+
+    Without `aug` the rows may be any array of numbers (a clip's per-frame features): they are cast, not scaled.
+    """
     ds = _batches(images, targets, batch_size, seed)
     if aug is None:
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
