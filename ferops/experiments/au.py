@@ -37,13 +37,14 @@ from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.runners import mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
-from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
+from ferops.tracking.job_runs import RunTarget, child_run, current_target
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
 from ferops.tracking.run_record import describe, log_param_sections, note, registry_line, round_table, sig4
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.out_of_fold import out_of_fold
 from ferops.train.precision import resolve as resolve_precision
 from ferops.train.tasks import Task, au_intensity_task, au_presence_task
 
@@ -94,8 +95,15 @@ class AuFoldJob:
         return f"{self.name}-fold-{self.fold:02d}"
 
 
-def run_au_fold(job: AuFoldJob) -> tuple[str, np.ndarray]:
-    """(run id, test-fold predictions): trained on the other folds' subjects, the test fold scored once after."""
+@dataclass(frozen=True)
+class AuFoldResult:
+    fold: int
+    run_id: str
+    pred: np.ndarray  # the test fold's outputs (N_test x K)
+
+
+def run_au_fold(job: AuFoldJob) -> AuFoldResult:
+    """The test fold's outputs, from a model trained on the other folds' subjects; the test fold scored once after."""
     task, i, x, y = job.task, job.fold, job.images, job.targets
     tags = {"ferops.kind": "cv-fold", "cv.fold": str(i), "ferops.task": task.name}
     with child_run(job.target, job.run_name, tags) as run:
@@ -105,7 +113,7 @@ def run_au_fold(job: AuFoldJob) -> tuple[str, np.ndarray]:
                      callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=job.params.au.augment,
                      reuse=True)  # one compiled model per AU head kind, reset for every fold
         pred = predict_proba(result.model, x[job.test_rows])
-    return run.info.run_id, pred
+    return AuFoldResult(i, run.info.run_id, pred)
 
 
 def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray, name: str) -> np.ndarray:
@@ -117,11 +125,10 @@ def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray
         fit_rows, val_rows = inner_split(np.flatnonzero(folds != i), subjects,
                                          params.train.validation_fraction, params.seed + i)
         jobs.append(AuFoldJob(i, name, params, task, x, y, fit_rows, val_rows, np.flatnonzero(folds == i), target))
-    results = mapper_for(params.runner)(run_au_fold, jobs)
-    keep_only(target, {job.run_name: run_id for job, (run_id, _) in zip(jobs, results)})  # retried attempts: FAILED
+    results = out_of_fold(f"au {name}", jobs, run_au_fold, mapper_for(params.runner), target)
     oof = np.full(y.shape, np.nan, np.float32)
-    for job, (_, pred) in zip(jobs, results):
-        oof[job.test_rows] = pred
+    for job, result in zip(jobs, results):
+        oof[job.test_rows] = result.pred
     return oof
 
 

@@ -28,7 +28,6 @@ from sklearn.model_selection import LeaveOneGroupOut
 
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
-from ferops.errors import FeropsError
 from ferops.evaluation import plot_confusion_matrix, write_csv, write_json
 from ferops.experiments import micro_metrics as mm
 from ferops.experiments.micro_data import MicroData, load_micro
@@ -44,11 +43,12 @@ from ferops.experiments.micro_jobs import (
 from ferops.experiments.micro_train import CnnLstm, pretrain_cnn
 from ferops.features.lbp_top import lbp_top_features
 from ferops.runners import mapper_for
-from ferops.tracking.job_runs import current_target, keep_only
+from ferops.tracking.job_runs import current_target
 from ferops.tracking.lineage import git_commit
 from ferops.tracking.model_logging import log_keras_model
 from ferops.tracking.run_record import describe, note, registry_line, sig4
 from ferops.tracking.store import configure
+from ferops.train.out_of_fold import out_of_fold
 from ferops.train.precision import resolve as resolve_precision
 
 OUT_DIR = Path("outputs/micro")
@@ -85,12 +85,8 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
         setup = LosoSetup(parent.info.run_id, params, clips, pretrained, lbp)
         jobs = [LosoJob(i, setup, train, test, target) for i, (train, test) in enumerate(folds)]
         try:
-            results = mapper_for(params.runner)(run_loso_fold, jobs)
-            if [r.fold for r in results] != list(range(len(jobs))):  # each subject once, in order
-                raise FeropsError(f"micro: the runner returned folds {[r.fold for r in results]}, "
-                                  f"expected {list(range(len(jobs)))}")
-            # attempts of dead workers: FAILED, so each subject has one finished run, the one used here
-            keep_only(target, {fold_run_name(str(subjects[jobs[r.fold].test[0]])): r.run_id for r in results})
+            results = out_of_fold("micro", jobs, run_loso_fold, mapper_for(params.runner), target,
+                                  run_name=lambda job: fold_run_name(str(subjects[job.test[0]])))
             for r in results:
                 proba[jobs[r.fold].test], svm_scores[jobs[r.fold].test] = r.proba, r.svm_scores
             metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)

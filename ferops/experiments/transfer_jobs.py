@@ -26,10 +26,12 @@ from ferops.config import Params
 from ferops.errors import FeropsError
 from ferops.models.cnn import CONV_LAYERS, replace_head
 from ferops.models.heads import Head
+from ferops.runners import local_map
 from ferops.tracking.epoch_logger import EpochLogger
-from ferops.tracking.job_runs import RunTarget, child_run
+from ferops.tracking.job_runs import RunTarget, child_run, current_target
 from ferops.train.fit import fit, predict_proba, private_layer_seeds
 from ferops.train.folds import inner_split
+from ferops.train.out_of_fold import out_of_fold
 from ferops.train.tasks import emotion_task
 
 MODES = ("zero_shot", "frozen", "fine_tuned")
@@ -120,12 +122,14 @@ def load_model_bytes(blob: bytes) -> keras.Model:
         return keras.models.load_model(path)
 
 
-def _fit(params: Params, data: Domain, rows: np.ndarray, run, *, model=None, seed_offset: int) -> keras.Model:
+def _fit(params: Params, data: Domain, rows: np.ndarray, run, *, model=None, seed_offset: int,
+         reuse: bool = False) -> keras.Model:
     """Fit on `rows` in the active run `run`, validating on an inner split of their subjects (never a test fold)."""
     fit_rows, val_rows = inner_split(rows, data.subjects, params.train.validation_fraction, params.seed + seed_offset)
     mlflow.log_params({"n_fit": len(fit_rows), "n_validation": len(val_rows)})
     return fit(params, emotion_task(data.classes), data.images[fit_rows], data.y[fit_rows], data.images[val_rows],
-               data.y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=seed_offset).model
+               data.y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=seed_offset,
+               reuse=reuse).model
 
 
 def run_source(job: SourceJob) -> SourceResult:
@@ -139,12 +143,31 @@ def run_source(job: SourceJob) -> SourceResult:
 
 def _fold_model(job: CellJob, train: np.ndarray, fold: int) -> keras.Model:
     if job.mode == WITHIN:
-        return _fit(job.params, job.data, train, mlflow.active_run(), seed_offset=fold)
+        return _fit(job.params, job.data, train, mlflow.active_run(), seed_offset=fold, reuse=True)
     with private_layer_seeds(job.params.seed + fold):  # the loaded layers' and the new head's seeds
         frozen = CONV_LAYERS if job.mode == "frozen" else ()
         base = replace_head(load_model_bytes(job.model), Head(len(job.data.classes), "softmax"), freeze=frozen)
     params = job.finetune if job.mode == "fine_tuned" else job.params
     return _fit(params, job.data, train, mlflow.active_run(), model=base, seed_offset=fold)
+
+
+@dataclass(frozen=True)
+class CellFold:
+    """Fold f of a cell: train on B's other folds, score fold f once."""
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+    @property
+    def run_name(self) -> str:
+        return f"fold-{self.fold}"
+
+
+@dataclass(frozen=True)
+class CellFoldResult:
+    fold: int
+    run_id: str
+    test_pred: np.ndarray
 
 
 def cell_metrics(job: CellJob) -> dict:
@@ -156,13 +179,19 @@ def cell_metrics(job: CellJob) -> dict:
         probs = predict_proba(load_model_bytes(job.model), d.images)
         scorable, pred, excluded = zero_shot_predictions(probs, job.source_classes, d.classes, d.y)
     else:
-        for f in range(n_folds):
-            test, train = np.flatnonzero(d.folds == f), np.flatnonzero(d.folds != f)
-            with mlflow.start_run(run_name=f"fold-{f}", nested=True):
-                mlflow.set_tags({"ferops.kind": "transfer-fit"})
-                model = _fold_model(job, train, f)
-            pred[test] = predict_proba(model, d.images[test]).argmax(axis=1)  # the fold, once, after training
-            keras.backend.clear_session()
+        folds = [CellFold(f, np.flatnonzero(d.folds != f), np.flatnonzero(d.folds == f)) for f in range(n_folds)]
+        target = current_target()  # the cell's run
+
+        def train_fold(fold: CellFold) -> CellFoldResult:
+            with child_run(target, fold.run_name, {"ferops.kind": "transfer-fit"}) as run:
+                model = _fold_model(job, fold.train, fold.fold)
+            test_pred = predict_proba(model, d.images[fold.test]).argmax(axis=1)  # the fold, once, after training
+            if job.mode != WITHIN:  # a loaded source model per fold: free it (the diagonal's is kept compiled)
+                keras.backend.clear_session()
+            return CellFoldResult(fold.fold, run.info.run_id, test_pred)
+
+        for fold, result in zip(folds, out_of_fold(f"transfer {job.run_name}", folds, train_fold, local_map, target)):
+            pred[fold.test] = result.test_pred
     accuracy = float((pred[scorable] == d.y[scorable]).mean())
     fold_acc = [float((pred[m] == d.y[m]).mean()) for f in range(n_folds) if (m := scorable & (d.folds == f)).any()]
     return {"accuracy": accuracy, "fold_accuracy": fold_acc, "n_scored": int(scorable.sum()),

@@ -36,12 +36,13 @@ from ferops.evaluation import METRIC_DEFINITIONS, classification_metrics, plot_c
 from ferops.io import atomic_file
 from ferops.runners import Mapper, mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
-from ferops.tracking.job_runs import RunTarget, child_run, current_target, keep_only
+from ferops.tracking.job_runs import RunTarget, child_run, current_target
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.run_record import describe, log_param_sections, log_training_data, sig4
 from ferops.train import devices
 from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import describe_protocol, inner_split, make_folds
+from ferops.train.out_of_fold import out_of_fold
 from ferops.train.precision import resolve as resolve_precision
 from ferops.train.streams import Rows
 from ferops.train.tasks import emotion_task
@@ -193,11 +194,8 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
             recipe = fold_params(i) if fold_params else params
             jobs.append(FoldJob(i, recipe, classes, source, labelled, y, fit_rows, val_rows, np.flatnonzero(folds == i),
                                 dataset.name, target))
-        results = (mapper or mapper_for(params.runner))(run_fold, jobs)
-        if [r.fold for r in results] != list(range(cv.folds)):  # a runner must return each fold once, in order
-            raise FeropsError(f"cv: the runner returned folds {[r.fold for r in results]}, "
-                              f"expected {list(range(cv.folds))}")
-        keep_only(target, {fold_run_name(r.fold): r.run_id for r in results})  # attempts of dead workers: FAILED
+        results = out_of_fold("cv", jobs, run_fold, mapper or mapper_for(params.runner), target,
+                              run_name=lambda job: fold_run_name(job.fold))
         for r in results:
             oof_pred[jobs[r.fold].test_rows] = r.test_pred
         fold_acc = [r.accuracy for r in results]

@@ -11,6 +11,7 @@ they train for different numbers of epochs.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from ferops.config import Params
 from ferops.train import fit as fit_module
 from ferops.train.folds import make_folds
+from ferops.train.out_of_fold import out_of_fold
 from ferops.train.tasks import emotion_task
 from ferops.tuning.space import max_epochs
 
@@ -29,6 +31,19 @@ def inner_splits(y: np.ndarray, subjects: np.ndarray, train_rows: np.ndarray, pa
     """(fit rows, validation rows) per inner split: subject-independent, inside `train_rows` only."""
     inner = make_folds(y[train_rows], subjects[train_rows], params.tune.inner_folds, params.cv.protocol, params.seed)
     return [(train_rows[inner != j], train_rows[inner == j]) for j in range(params.tune.inner_folds)]
+
+
+@dataclass(frozen=True)
+class InnerSplit:
+    fold: int
+    fit_rows: np.ndarray
+    val_rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class InnerScore:
+    fold: int
+    val_accuracy: float
 
 
 class ReportEpochs(keras.callbacks.Callback):
@@ -57,10 +72,15 @@ def score_trial(trial: optuna.Trial, params: Params, images, y: np.ndarray, subj
     """Mean validation accuracy of `params` over the inner splits of `train_rows` (raises TrialPruned)."""
     task = emotion_task(classes)
     grid = max_epochs(params)
-    scores = []
-    for j, (fit_rows, val_rows) in enumerate(inner_splits(y, subjects, train_rows, params)):
-        result = fit_module.fit(params, task, images[fit_rows], y[fit_rows], images[val_rows], y[val_rows],
-                                callbacks=[ReportEpochs(trial, run_id, j, grid)], seed_offset=j, verbose=0,
+    splits = [InnerSplit(j, fit_rows, val_rows)
+              for j, (fit_rows, val_rows) in enumerate(inner_splits(y, subjects, train_rows, params))]
+
+    def score(split: InnerSplit) -> InnerScore:
+        result = fit_module.fit(params, task, images[split.fit_rows], y[split.fit_rows], images[split.val_rows],
+                                y[split.val_rows], callbacks=[ReportEpochs(trial, run_id, split.fold, grid)],
+                                seed_offset=split.fold, verbose=0,
                                 reuse=True)  # trials of one architecture share a compiled model
-        scores.append(result.history["val_accuracy"][-1])
-    return float(np.mean(scores))
+        return InnerScore(split.fold, result.history["val_accuracy"][-1])
+
+    # In this process, one split after another: the pruner may stop the trial between epochs.
+    return float(np.mean([s.val_accuracy for s in out_of_fold("tune", splits, score)]))
