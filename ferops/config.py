@@ -71,6 +71,9 @@ class ValidateParams:
     pixel_mean_range: tuple[float, float] = rule(ascending=True)
     pixel_std_range: tuple[float, float] = rule(ascending=True)
     on_fail: Literal["stop", "quarantine"]  # quarantine: drop offending images into rejects.csv and go on
+    # under quarantine, exact copies within the held-out (test) splits: keep = list them in flagged.csv and keep
+    # them, so the standard test split stays the one literature figures are quoted on; drop = remove all but one
+    test_duplicates: Literal["keep", "drop"]
 
 
 @dataclass(frozen=True)

@@ -250,3 +250,54 @@ def fer_folder_copy(root, per_class: tuple[int, int] = (4, 2)) -> dict[str, str]
     (root / "train/angry/notes.txt").write_text("downloaded from kaggle\n")
     (root / "test/happy/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
     return dict(FER_FOLDER_FAULTS)
+
+
+# fer2013.csv as Kaggle ships it (Training rows, then PublicTest, then PrivateTest), with the exact copies the real
+# file has: within the test split (PrivateTest twice, PublicTest and PrivateTest) and across train and test.
+# Data row path -> quarantine reason under validate.test_duplicates: keep (FLAGS are kept, the others removed).
+FER_CSV_COPIES = {
+    "fer2013.csv:22": "duplicate",  # Training copy of row 1 (the first is kept)
+    "fer2013.csv:23": "duplicate_of_test",  # Training copy of PublicTest row 31 (the held-out copy is kept)
+    "fer2013.csv:40": "duplicate_in_test",  # PrivateTest copy of PrivateTest row 39
+    "fer2013.csv:41": "duplicate_in_test",  # PrivateTest copy of PublicTest row 31
+    "fer2013.csv:42": "blank",  # a black PrivateTest frame: quarantined whatever test_duplicates says
+}
+FER_CSV_KEPT_COPY = {"fer2013.csv:22": "fer2013.csv:1", "fer2013.csv:23": "fer2013.csv:31",
+                     "fer2013.csv:40": "fer2013.csv:39", "fer2013.csv:41": "fer2013.csv:31"}
+FER_CSV_SPLITS = {"Training": 23, "PublicTest": 8, "PrivateTest": 11}  # rows per Usage, 42 in all
+
+
+def fer_csv_with_test_copies(root) -> dict[str, str]:
+    """Write root/fer2013.csv: one distinct drawn face per class and row (3 Training, 1 PublicTest, 1 PrivateTest
+    per FER2013 class), plus the copies and the blank frame of FER_CSV_COPIES. Returns FER_CSV_COPIES."""
+    from pathlib import Path
+
+    root = Path(root)
+    rng = np.random.default_rng(11)
+    smiles = {"anger": -0.6, "disgust": -0.3, "fear": -0.1, "happiness": 1.0, "sadness": -0.8, "surprise": 0.4,
+              "neutral": 0.0}
+    code = {name: c for c, name in FER2013_CODES.items()}
+
+    def face(label: str) -> np.ndarray:
+        return draw_face(48, smile=smiles[label], brow=float(rng.uniform(-1, 1)), shade=int(rng.integers(150, 220)),
+                         angle=float(rng.uniform(-8, 8)))
+
+    rows: list[tuple[str, np.ndarray, str]] = []  # (label, 48x48 image, Usage)
+
+    def clean(usage: str, per_class: int) -> None:
+        rows.extend((label, face(label), usage) for _ in range(per_class) for label in smiles)
+
+    clean("Training", 3)  # rows 1..21
+    shared, twin = face("happiness"), face("surprise")
+    rows += [(rows[0][0], rows[0][1], "Training"), ("happiness", shared, "Training")]  # rows 22, 23
+    clean("PublicTest", 1)  # rows 24..30
+    rows.append(("happiness", shared, "PublicTest"))  # row 31
+    clean("PrivateTest", 1)  # rows 32..38
+    rows += [("surprise", twin, "PrivateTest"), ("surprise", twin, "PrivateTest"),  # rows 39, 40
+             ("happiness", shared, "PrivateTest"), ("neutral", np.zeros((48, 48), np.uint8), "PrivateTest")]  # 41, 42
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "fer2013.csv", "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for label, image, usage in rows:
+            f.write(f"{code[label]},{' '.join(map(str, image.ravel()))},{usage}\n")
+    return dict(FER_CSV_COPIES)

@@ -48,7 +48,7 @@ def test_quarantine_reasons_and_which_copy_is_kept():
     ds.images[3] = np.where(np.indices((48, 48, 1))[1] % 2 == 0, 255, 0).astype(np.uint8)  # stripes: std 127.5
     ds.images[4] = ds.images[20]  # train copy of a test image, listed first: still the train copy goes
     ds.images[6] = ds.images[5]  # a repeat within train: the first is kept
-    kept, held = quarantine(ds, (20.0, 235.0), (5.0, 110.0))
+    kept, held = quarantine(ds, (20.0, 235.0), (5.0, 110.0), test_duplicates="keep")
     reasons = dict(zip(held.rejects["path"], held.rejects["reason"]))
     paths = ds.manifest["path"]
     assert {p: r.split(":")[0] for p, r in reasons.items()} == {
@@ -67,10 +67,16 @@ def test_quarantine_reasons_and_which_copy_is_kept():
 
 def test_quarantine_of_clean_data_changes_nothing():
     ds = make_dataset()
-    kept, held = quarantine(ds, (20.0, 235.0), (5.0, 110.0))
+    kept, held = quarantine(ds, (20.0, 235.0), (5.0, 110.0), test_duplicates="keep")
     assert held.rejects.empty and list(held.rejects.columns) == ["path", "reason"]
+    assert held.flagged.empty and list(held.flagged.columns) == ["path", "reason"]
     np.testing.assert_array_equal(kept.images, ds.images)
-    assert held.lines("x/rejects.csv") == [f"quarantine: kept {len(ds)} of {len(ds)} images; nothing quarantined"]
+    assert held.lines("x/rejects.csv") == [
+        f"quarantine: kept {len(ds)} of {len(ds)} images; nothing quarantined",
+        "quarantine: split test: 6 -> 6 images (0 quarantined)",
+        "quarantine: split train: 18 -> 18 images (0 quarantined)",
+        "quarantine: test split (test): 6 -> 6 images (0 quarantined), within-test duplicates kept "
+        "(validate.test_duplicates: keep)"]
 
 
 def test_pipeline_quarantine_drops_offenders_keeps_test_copies_and_validates(tmp_path, capsys):
@@ -91,6 +97,9 @@ def test_pipeline_quarantine_drops_offenders_keeps_test_copies_and_validates(tmp
     assert len(processed) == 27 - 7 and processed.extras["subjects_known"] is False
     assert processed.extras["quarantine"]["counts"] == {
         "blank": 2, "dark": 1, "bright": 1, "high_contrast": 1, "duplicate_of_test": 1, "duplicate": 1}
+    assert processed.extras["quarantine"]["test_split"] == {  # the folder copy's test/ is its held-out split
+        "splits": ["test"], "before": 9, "quarantined": 2, "after": 7, "flagged_kept": 0,
+        "reasons": {"blank": 1, "high_contrast": 1}}
     assert not [p.name for p in out.parent.iterdir() if p.name != out.name]  # no temp dirs left behind
 
     raw_dir = params.dataset.raw_dir
@@ -156,17 +165,21 @@ def test_validate_logs_quarantine_counts_and_rejects_to_mlflow(tmp_path, mlflow_
     assert metrics["quarantined_blank"] == 2 and metrics["quarantined_duplicate_of_test"] == 1
     assert metrics["quarantined_bright"] == 1 and metrics["quarantined_total"] == 7
     assert metrics["validation_success"] == 1 and run.data.tags["validate.on_fail"] == "quarantine"
+    assert metrics["test_split_n"] == 7 and metrics["test_split_n_before_quarantine"] == 9
+    assert metrics["test_split_quarantined"] == 2 and metrics["flagged_duplicate_in_test"] == 0
+    assert run.data.tags["validate.test_duplicates"] == "keep"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"rejects.csv", "validation.json"} <= artifacts
+    assert {"rejects.csv", "flagged.csv", "validation.json"} <= artifacts
 
 
 def test_dvc_preprocess_stage_reruns_when_quarantine_settings_change():
     """Quarantine happens in preprocess, so its settings and code must be that stage's params and deps."""
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["preprocess"]
     params = set(stage.get("params", []))
-    for key in ("validate.on_fail", "validate.pixel_mean_range", "validate.pixel_std_range"):
+    for key in ("validate.on_fail", "validate.pixel_mean_range", "validate.pixel_std_range",
+                "validate.test_duplicates"):
         assert key in params or "validate" in params, f"dvc.yaml: preprocess stage lacks param {key}"
     deps = stage.get("deps", [])
-    for module in ("ferops/data/quarantine.py", "ferops/data/validation.py"):
+    for module in ("ferops/data/quarantine.py", "ferops/data/validation.py", "ferops/data/splits.py"):
         assert any(module == d or module.startswith(d.rstrip("/") + "/") for d in deps), \
             f"dvc.yaml: preprocess stage lacks dep {module}"

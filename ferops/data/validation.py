@@ -24,19 +24,12 @@ import numpy as np
 import pandas as pd
 
 from ferops.data.dataset import Dataset
+from ferops.data.splits import split_sides
 from ferops.data.vocab import CANONICAL
 from ferops.io import atomic_file
 
 # GE is imported lazily (it takes seconds); this must be set before it is.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-
-# Split names as the loaders write them (FER2013 ships Training/PublicTest/PrivateTest).
-# Anything held out from fitting counts as test-like: a validation image seen in
-# training inflates model selection just as a test image inflates the final number.
-TRAIN_SPLITS: frozenset[str] = frozenset({"train", "training"})
-HELD_OUT_SPLITS: frozenset[str] = frozenset(
-    {"test", "publictest", "privatetest", "val", "valid", "validation", "dev"}
-)
 
 SAMPLE = 20  # unexpected rows kept per expectation; the count is always exact
 _SHOWN = 5  # of those, how many the one-line summary names
@@ -287,13 +280,6 @@ def _pixel_checks(images, paths, mean_range, std_range):
     ]
 
 
-def split_sides(manifest: pd.DataFrame) -> np.ndarray:
-    """Per row: "train", "test" (any held-out split) or "" (a split that is neither, e.g. "unsplit")."""
-    split = manifest["split"].astype(str).str.strip().str.lower().to_numpy()
-    return np.where(np.isin(split, list(TRAIN_SPLITS)), "train",
-                    np.where(np.isin(split, list(HELD_OUT_SPLITS)), "test", ""))
-
-
 def image_hashes(images: np.ndarray, rows: np.ndarray) -> list[str]:
     """Content hash of each listed image: equal hashes are exact pixel copies."""
     return [hashlib.blake2b(np.ascontiguousarray(images[i]).tobytes(), digest_size=16).hexdigest() for i in rows]
@@ -303,7 +289,7 @@ def _leak_checks(images, manifest, paths):
     """An image in both train and test turns memorisation into accuracy (FER2013 has such copies).
 
     Table: one row per (content hash, side) holding that side's paths; a hash
-    that is not unique in it is on both sides. Splits outside TRAIN_SPLITS and
+    that is not unique in it is on both sides. Splits outside splits.TRAIN_SPLITS and
     HELD_OUT_SPLITS (e.g. "all" for cross-validated sets) are not compared.
     """
     from great_expectations import expectations as E

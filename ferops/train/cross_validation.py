@@ -31,6 +31,7 @@ import pandas as pd
 
 from ferops.config import Params
 from ferops.data.dataset import Dataset
+from ferops.data.splits import data_report
 from ferops.errors import FeropsError
 from ferops.evaluation import METRIC_DEFINITIONS, classification_metrics, plot_confusion_matrix, write_csv, write_json
 from ferops.io import atomic_file
@@ -216,6 +217,7 @@ def cross_validate(dataset: Dataset, params: Params, out_dir: str | Path, data_p
             "protocol_description": protocol,
             "folds": cv.folds,
             "n_images": int(len(y)),
+            **data_report(dataset),  # n_quarantined (from these images) and the standard test split's sizes
             "dataset": dataset.name,
             "data_hash": lineage["dvc.data"],
             "run_id": parent.info.run_id,

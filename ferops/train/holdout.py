@@ -16,6 +16,7 @@ import numpy as np
 
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
+from ferops.data.splits import data_report
 from ferops.evaluation import classification_metrics, plot_confusion_matrix, write_json
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
@@ -54,7 +55,8 @@ def train_holdout(dataset: Dataset, params: Params, out_dir: str | Path, data_pa
         metrics = classification_metrics(y[val], pred, classes)
         mlflow.log_metrics({"heldout_accuracy": metrics["accuracy"], "heldout_f1_macro": metrics["f1_macro"]})
         out_dir = Path(out_dir)
-        write_json({k: v for k, v in metrics.items() if k != "report"} | {"split": how}, out_dir / "metrics.json")
+        write_json({k: v for k, v in metrics.items() if k != "report"}
+                   | {"split": how, "n_test": int(len(val)), **data_report(dataset)}, out_dir / "metrics.json")
         plot_confusion_matrix(metrics["confusion_matrix"], classes, out_dir / "confusion_matrix.png",
                               f"{dataset.name} ({how}): acc {metrics['accuracy']:.3f}")
         mlflow.log_artifacts(str(out_dir), artifact_path="train")

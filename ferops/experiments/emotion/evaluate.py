@@ -8,6 +8,7 @@ import numpy as np
 
 from ferops.config import Params
 from ferops.data.dataset import Dataset
+from ferops.data.splits import data_report
 from ferops.evaluation import write_json
 from ferops.stages import COMMANDS
 from ferops.tracking.store import configure
@@ -30,7 +31,7 @@ def evaluate(model_uri: str, params: Params, out_dir: Path = COMMANDS["evaluate"
     known = y_true >= 0
     metrics = classification_metrics(y_true[known], pred[known], tuple(classes))
     metrics.update({"model": model_uri, "dataset": dataset.name, "scored": how, "n_scored": int(known.sum()),
-                    "n_unknown_label": int((~known).sum())})
+                    "n_unknown_label": int((~known).sum()), **data_report(dataset)})
     out_dir = Path(out_dir)
     write_json({k: v for k, v in metrics.items() if k != "report"}, out_dir / "metrics.json")
     plot_confusion_matrix(metrics["confusion_matrix"], classes, out_dir / "confusion_matrix.png",
