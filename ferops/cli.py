@@ -235,10 +235,14 @@ def cmd_tune(args) -> None:
 
 
 def cmd_results(args) -> None:
-    from ferops.results import summary_lines
+    from ferops.results import registration_lines, summary_lines
 
     for line in summary_lines() or ["no stage results yet: run `make run` (or `dvc repro`)"]:
         print(line)
+    if registered := registration_lines():
+        print("registered:")
+        for line in registered:
+            print(f"  {line}")
 
 
 def cmd_registry_list(args) -> None:

@@ -85,6 +85,24 @@ def summary_lines(root: str | Path = ".") -> list[str]:
     return lines
 
 
+def registration_lines(root: str | Path = ".") -> list[str]:
+    """What each stage registered (its registry.json), one line each: the model, version, champion or not, why."""
+    from ferops.tracking.registration import read_registration
+
+    lines = []
+    for stage in STAGES.values():
+        r = read_registration(Path(root) / stage.registration) if stage.registration else None
+        if r is None:
+            continue
+        if not r.registered:
+            lines.append(f"{stage.command}: nothing registered ({r.reason})")
+            continue
+        state = "champion" if r.champion else "candidate"
+        evidence = f"{r.metric} {r.score:.4g}" if r.score is not None else "no score recorded"
+        lines.append(f"{stage.command}: models:/{r.model}/{r.version} {state}, {evidence} ({r.reason})")
+    return lines
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}%"
 

@@ -26,13 +26,15 @@ class StageOutputs:
     out: Path  # what `--out` names: the stage's folder, or its one record file
     stage: str | None = None  # its stage in dvc.yaml; None for interactive commands
     metrics: Path | None = None  # the metrics file `ferops results` reads
-    record: Path | None = None  # the run record naming the MLflow run (and registered version) it made
+    record: Path | None = None  # the run record naming the MLflow run it made
+    registration: Path | None = None  # what it registered (ferops.tracking.registration's one shape)
 
 
 def _stage(command: str, out: str, stage: str | None = None, metrics: str | None = None,
-           record: str | None = None) -> StageOutputs:
+           record: str | None = None, registration: str | None = None) -> StageOutputs:
     return StageOutputs(command, Path(out), stage or command.replace("-", "_"),
-                        Path(metrics) if metrics else None, Path(record) if record else None)
+                        Path(metrics) if metrics else None, Path(record) if record else None,
+                        Path(registration) if registration else None)
 
 
 # In pipeline order. `record` is uncached in dvc.yaml: removing it is enough for `dvc repro` to rerun the stage.
@@ -41,16 +43,20 @@ STAGES: dict[str, StageOutputs] = {s.command: s for s in (
     _stage("tune", "outputs/tune", metrics="outputs/tune/metrics.json", record="outputs/tune/run.json"),
     _stage("cv", "outputs/cv", metrics="outputs/cv/metrics.json", record="outputs/cv/run.json"),
     _stage("refit", "outputs/model", record="outputs/model/run.json"),
-    _stage("register", "outputs/registry.json", record="outputs/registry.json"),
-    _stage("au", "outputs/au", metrics="outputs/au/metrics.json", record="outputs/au/run.json"),
-    _stage("package", "outputs/package/run.json", record="outputs/package/run.json"),
+    _stage("register", "outputs/registry.json", record="outputs/registry.json",
+           registration="outputs/registry.json"),
+    _stage("au", "outputs/au", metrics="outputs/au/metrics.json", record="outputs/au/run.json",
+           registration="outputs/au/registry.json"),
+    _stage("package", "outputs/package/run.json", record="outputs/package/run.json",
+           registration="outputs/package/registry.json"),
     _stage("transfer", "outputs/transfer", metrics="outputs/transfer/metrics.json",
            record="outputs/transfer/run.json"),
     _stage("cross-task", "outputs/cross_task", metrics="outputs/cross_task/metrics.json",
            record="outputs/cross_task/run.json"),
     _stage("analyze", "outputs/analysis", metrics="outputs/analysis/metrics.json",
            record="outputs/analysis/run.json"),
-    _stage("micro", "outputs/micro", metrics="outputs/micro/metrics.json", record="outputs/micro/run.json"),
+    _stage("micro", "outputs/micro", metrics="outputs/micro/metrics.json", record="outputs/micro/run.json",
+           registration="outputs/micro/registry.json"),
 )}
 
 # Interactive commands: not DVC stages (nothing downstream reads them), but their defaults live here too.

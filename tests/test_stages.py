@@ -45,6 +45,9 @@ def test_dvc_yaml_stage_writes_where_the_table_says(command):
     if s.record is not None:  # uncached, so removing it (ferops reconcile) is enough for `dvc repro` to rerun
         holder = [(p, o) for p, o in outs.items() if p == s.record or p in s.record.parents]
         assert holder and all(o.get("cache") is False for _, o in holder), f"{s.record}: not an uncached output"
+    if s.registration is not None:  # uncached too: reconcile removes it with the record
+        holder = [(p, o) for p, o in outs.items() if p == s.registration or p in s.registration.parents]
+        assert holder and all(o.get("cache") is False for _, o in holder), f"{s.registration}: not an uncached output"
 
 
 def test_every_dvc_stage_with_an_out_option_is_in_the_table():

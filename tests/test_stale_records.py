@@ -8,7 +8,8 @@ from pathlib import Path
 
 import mlflow
 
-from ferops.tracking.stale_records import EXPERIMENT_RECORDS, clear_stale_records
+from ferops.stages import STAGES
+from ferops.tracking.stale_records import EXPERIMENTS, clear_stale_records
 
 from conftest import make_params
 
@@ -17,7 +18,7 @@ def test_experiment_records_are_the_stages_run_files():
     from ferops.experiments import analyze, au, cross_task, micro, transfer
 
     for module in (au, cross_task, transfer, analyze, micro):
-        assert module.OUT_DIR / "run.json" in EXPERIMENT_RECORDS
+        assert module.OUT_DIR / "run.json" in {stage.record for stage in EXPERIMENTS}
 
 
 def _write(path: Path, record: dict) -> None:
@@ -32,13 +33,15 @@ def test_reconcile_removes_exactly_the_records_the_store_cannot_back(mlflow_stor
     configure(params.tracking)
     with mlflow.start_run() as run:
         pass
-    kept, missing_run, missing_version = (Path(p) for p in EXPERIMENT_RECORDS[:3])
-    _write(kept, {"run_id": run.info.run_id, "registry": {"registered": False}})
+    au, micro, transfer = STAGES["au"], STAGES["micro"], STAGES["transfer"]
+    kept, missing_run, missing_version = transfer.record, micro.record, au.record
+    _write(kept, {"run_id": run.info.run_id})
     _write(missing_run, {"run_id": "0" * 32})
-    _write(missing_version, {"run_id": run.info.run_id,
-                             "registry": {"registered": True, "model": "fer-au", "version": "7", "run_id": "x"}})
+    _write(missing_version, {"run_id": run.info.run_id})
+    _write(au.registration, {"registered": True, "reason": "r", "model": "fer-au", "version": "7", "run_id": "x"})
     lines = clear_stale_records(params)
     assert kept.exists() and not missing_run.exists() and not missing_version.exists()
+    assert not au.registration.exists()  # its registration goes with it
     assert any(str(missing_run) in line and "will rerun" in line for line in lines)
     assert any("fer-au v7" in line for line in lines)
     assert clear_stale_records(params) == []  # nothing left to clear

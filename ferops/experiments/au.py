@@ -40,6 +40,8 @@ from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.registration import Registration, not_registered, register_model, write_registration
+from ferops.tracking.registry import ComparabilityKey
 from ferops.tracking.run_record import describe, log_param_sections, note, registry_line, round_table, sig4
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
@@ -168,10 +170,8 @@ def _presence_summary(table: pd.DataFrame) -> dict:
 
 
 def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id: str, score: float,
-                        data_hash: str, protocol: str) -> dict:
+                        data_hash: str, protocol: str) -> Registration:
     """All-at-once presence model on every subject, logged under the AU run and registered on its CV F1."""
-    from ferops.tracking.registry import ComparabilityKey, register
-
     with mlflow.start_run(run_name="au-final", nested=True) as run:
         mlflow.set_tags({"ferops.kind": "cv-refit", "ferops.task": task.name, "ferops.cv_run_id": parent_id})
         result = fit(params, task, dataset.images, task.targets(dataset), callbacks=[EpochLogger(run.info.run_id)],
@@ -186,10 +186,8 @@ def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id:
     keras.backend.clear_session()
     key = ComparabilityKey(task=task.name, dataset=dataset.name, data_hash=data_hash, protocol=protocol,
                            classes=task.labels)
-    promotion = register(info.model_uri, params.au.model_name, score, "cv_au_f1_mean", key,
-                         tags={"refit_run_id": run.info.run_id}, cv_run_id=parent_id)
-    return {"registered": True, "model": promotion.name, "version": promotion.version, "champion": promotion.promoted,
-            "reason": promotion.reason, "run_id": run.info.run_id, "model_uri": info.model_uri}
+    return register_model(info.model_uri, params.au.model_name, score, "cv_au_f1_mean", key, run.info.run_id,
+                          parent_id)
 
 
 def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
@@ -250,11 +248,12 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
         mlflow.log_metrics({f"intensity_{k}": v for k, v in metrics["intensity"].items()})
         mlflow.log_artifacts(str(out_dir), artifact_path="au")
 
-        registry = {"registered": False, "reason": "au.refit is false" if not au.refit else
-                    "only the all_at_once model is registered, and au.modes lacks it"}
+        registration = not_registered("au.refit is false" if not au.refit else
+                                      "only the all_at_once model is registered, and au.modes lacks it")
         if au.refit and "all_at_once" in au.modes:
-            registry = _refit_and_register(p, presence, dataset, parent.info.run_id,
-                                           metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject")
+            registration = _refit_and_register(p, presence, dataset, parent.info.run_id,
+                                               metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject")
+        registry = registration.as_dict()
         headline = ", ".join(f"{mode.replace('_', '-')} presence F1 = {sig4(metrics[mode]['f1_mean'])}"
                              for mode in tables)
         describe(note(f"{headline} over {metrics[next(iter(tables))]['n_aus']} AUs" if tables else "AU intensity only",
@@ -263,6 +262,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
     record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"], "registry": registry}
     numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", "intensity", "n_images")}
     write_json(numbers, out_dir / "metrics.json")
+    write_registration(registration, out_dir / "registry.json")
     write_json({**record, **{k: v for k, v in metrics.items() if k not in numbers}}, out_dir / "run.json")
     return {**metrics, **record}
 

@@ -46,6 +46,8 @@ from ferops.runners import mapper_for
 from ferops.tracking.job_runs import current_target
 from ferops.tracking.lineage import git_commit
 from ferops.tracking.model_logging import log_keras_model
+from ferops.tracking.registration import Registration, not_registered, register_model, write_registration
+from ferops.tracking.registry import ComparabilityKey
 from ferops.tracking.run_record import describe, note, registry_line, sig4
 from ferops.tracking.store import configure
 from ferops.train.out_of_fold import out_of_fold
@@ -92,8 +94,9 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
             metrics, record = summarise(y, {"cnn_lstm": proba, "lbp_top": svm_scores}, classes, out_dir, clips, data)
             mlflow.log_metrics(_flat(metrics))
             record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
-            record["registry"] = (register_final(params, trainer_for(setup), data, metrics, parent.info.run_id)
-                                  if mp.register else {"registered": False, "reason": "micro.register is false"})
+            registration = (register_final(params, trainer_for(setup), data, metrics, parent.info.run_id)
+                            if mp.register else not_registered("micro.register is false"))
+            record["registry"] = registration.as_dict()
             describe(note(", ".join(f"{MODELS[m]} UF1 {sig4(metrics[m]['5class']['uf1'])}, "
                                     f"UAR {sig4(metrics[m]['5class']['uar'])}" for m in ("cnn_lstm", "lbp_top")),
                           f"{PROTOCOL}, {len(folds)} folds; UF1/UAR pooled over all folds (5 classes; 3-class "
@@ -103,6 +106,7 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
             release()
         record["wall_s"] = round(time.perf_counter() - started, 1)
         write_json(metrics, Path(out_dir) / "metrics.json")
+        write_registration(registration, Path(out_dir) / "registry.json")
         write_json(record, Path(out_dir) / "run.json")
         mlflow.log_artifacts(str(out_dir), artifact_path="micro")
     return {"metrics": metrics, **record}
@@ -166,10 +170,9 @@ def summarise(y: np.ndarray, scores: dict[str, np.ndarray], classes: tuple[str, 
     return metrics, record
 
 
-def register_final(params: Params, trainer: CnnLstm, data: MicroData, metrics: dict, parent_run_id: str) -> dict:
+def register_final(params: Params, trainer: CnnLstm, data: MicroData, metrics: dict,
+                   parent_run_id: str) -> Registration:
     """CNN+LSTM refit on every subject, logged and registered with its LOSO UF1 as evidence."""
-    from ferops.tracking.registry import ComparabilityKey, register
-
     mp, clips = params.micro, data.clips
     everyone = np.arange(len(clips))
     score = metrics["cnn_lstm"]["5class"]["uf1"]
@@ -184,8 +187,4 @@ def register_final(params: Params, trainer: CnnLstm, data: MicroData, metrics: d
         mlflow.log_metrics({"loso_uf1": score}, model_id=info.model_id)
     key = ComparabilityKey(task=TASK, dataset=data.name, data_hash=data.data_hash, protocol=PROTOCOL,
                            classes=tuple(clips.classes))
-    promotion = register(info.model_uri, mp.model_name, score, "uf1", key,
-                         tags={"refit_run_id": run.info.run_id}, cv_run_id=parent_run_id)
-    return {"registered": True, "model": promotion.name, "version": promotion.version,
-            "champion": promotion.promoted, "reason": promotion.reason, "run_id": run.info.run_id,
-            "model_uri": info.model_uri, "score": score, "metric": "uf1"}
+    return register_model(info.model_uri, mp.model_name, score, "uf1", key, run.info.run_id, parent_run_id)

@@ -14,7 +14,6 @@ ferops.tracking.registry), not a score of its own. Each version carries:
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -29,12 +28,10 @@ from ferops.serving.analyzer import Settings
 from ferops.serving.pipeline_model import log_pipeline
 from ferops.tracking import registry
 from ferops.tracking.lineage import git_commit
+from ferops.tracking.registration import register_model, write_registration
 from ferops.tracking.store import configure
 
 OUT = Path("outputs/package/run.json")
-_EVIDENCE = (*registry.KEY_TAGS.values(), registry.SCORE, registry.METRIC, registry.HIGHER_IS_BETTER,
-             registry.CV_RUN_ID)
-
 
 def champion(client: MlflowClient, name: str):
     """The champion ModelVersion of `name`, or None when the model or its alias does not exist."""
@@ -59,19 +56,6 @@ def _component(client: MlflowClient, version, workdir: Path, labels_key: str) ->
     return str(files[0]), tuple(labels), lineage
 
 
-def _register(client: MlflowClient, info, name: str, run_id: str, tags: dict, reason: str) -> str:
-    """New version (its complete tag set created with it), then candidate + champion aliases and history."""
-    who = registry.default_who()
-    tags = {**tags, registry.PROMOTION: reason, registry.REGISTERED_BY: who}
-    with registry.registry_lock():
-        version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
-        for alias in (registry.CANDIDATE, registry.CHAMPION):
-            client.set_registered_model_alias(name, alias, version)
-        history = json.loads((client.get_registered_model(name).tags or {}).get(registry.HISTORY, "[]"))
-        registry._push_history(client, name, history, version, who, reason)
-    return version
-
-
 def package(params: Params, out_path: Path = OUT) -> dict:
     """Bundle the emotion champion (required) and the AU champion (when registered), log, register, record."""
     configure(params.tracking)
@@ -81,6 +65,11 @@ def package(params: Params, out_path: Path = OUT) -> dict:
     if emotion is None:
         raise FeropsError(f"models:/{params.tracking.model_name}@champion: no emotion champion in "
                           f"{mlflow.get_tracking_uri()}; run the pipeline first (`make run`, or `dvc repro register`)")
+    tags = emotion.tags or {}  # the bundle is registered on its emotion champion's evidence
+    evidence_key = registry.ComparabilityKey.from_tags(tags)
+    if evidence_key is None or not all(k in tags for k in (registry.SCORE, registry.METRIC, registry.CV_RUN_ID)):
+        raise FeropsError(f"models:/{params.tracking.model_name}/{emotion.version}: the champion has no evidence "
+                          f"tags (score, metric, key, cv_run_id); re-register it with this ferops version")
     au = champion(client, params.au.model_name)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -100,10 +89,10 @@ def package(params: Params, out_path: Path = OUT) -> dict:
               f"fer-pipeline@champion follows the champions at each `ferops package`")
     if au is None:
         reason += f"; no {params.au.model_name} champion yet, so no AU columns"
-    evidence = {k: v for k, v in (emotion.tags or {}).items() if k in _EVIDENCE}
-    version = _register(client, info, name, run.info.run_id, {**evidence, **lineage}, reason)
+    registration = register_model(info.model_uri, name, float(tags[registry.SCORE]), tags[registry.METRIC],
+                                  evidence_key, run.info.run_id, tags[registry.CV_RUN_ID], tags=lineage, rule=reason)
+    write_registration(registration, out_path.parent / "registry.json")
     record = {"run_id": run.info.run_id, "model_uri": info.model_uri, "components": parts,
-              "registry": {"registered": True, "model": name, "version": version, "champion": True,
-                           "reason": reason, "run_id": run.info.run_id}}
+              "registry": registration.as_dict()}
     write_json(record, out_path)
     return record

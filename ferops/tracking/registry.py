@@ -460,13 +460,14 @@ def _decide(champion: VersionRow | None, mine: VersionRow) -> tuple[bool, str]:
 
 def register(model_uri: str, name: str, score: float, metric: str, key: ComparabilityKey,
              tags: dict | None = None, *, cv_run_id: str | None = None, who: str | None = None,
-             higher_is_better: bool = True) -> Promotion:
+             higher_is_better: bool = True, rule: str | None = None) -> Promotion:
     """Register `model_uri` as a new version of `name`: always `candidate`, `champion` on comparable evidence.
 
     `score` is the `metric` measured by the CV run `cv_run_id` (or `tags["cv_run_id"]`) on `key`.
     Extra `tags` are stored on the version too (they cannot override the evidence tags).
-    The returned Promotion reflects the registry after concurrent registrations settled:
-    `promoted` is True only if this version holds champion now.
+    `rule`: champion by a stated rule instead of by score (the serving bundle follows the champions it
+    bundles); the rule is the promotion reason. The returned Promotion reflects the registry after
+    concurrent registrations settled: `promoted` is True only if this version holds champion now.
     """
     _check_name(name)
     reserved = {DEMOTED, CHAMPION_BY, CHAMPION_AT, CHAMPION_WHY}  # human decisions, not registration inputs
@@ -496,14 +497,14 @@ def register(model_uri: str, name: str, score: float, metric: str, key: Comparab
         draft = VersionRow(name=name, version="new", aliases=(), score=score, metric=metric,
                            higher_is_better=higher_is_better, key=key, promotion="", missing=(), demoted=None,
                            registered_by=who, created=_now(), run_id=None, cv_run_id=cv_run_id)
-        promote_it, reason = _decide(champion, draft)
+        promote_it, reason = (True, rule) if rule else _decide(champion, draft)
         # One call creates the version WITH its complete tag set (one transaction); aliases move after.
         version = str(mlflow.register_model(model_uri, name, tags={**evidence, PROMOTION: reason}).version)
         _set_alias(client, name, CANDIDATE, version)
         if promote_it:
             _set_alias(client, name, CHAMPION, version)
             _push_history(client, name, history, version, who, reason)
-        holder = _settle(client, name, version, who)
+        holder = version if rule else _settle(client, name, version, who)  # a rule's champion is not re-judged
         if promote_it and holder != version:
             reason = f"{reason}; then v{holder} took champion: a better comparable score registered concurrently"
             client.set_model_version_tag(name, version, PROMOTION, reason)

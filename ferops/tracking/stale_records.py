@@ -20,14 +20,15 @@ from mlflow.tracking import MlflowClient
 
 from ferops.config import Params
 from ferops.stages import STAGES  # the stage outputs, named in one place
+from ferops.tracking.registration import Registration, read_registration
 from ferops.tracking.store import configure
 
 # The emotion chain: a lost CV run invalidates the refit model and its registration too.
 EMOTION_CHAIN = ("cv", "refit", "register")
 CV_RECORD, MODEL_DIR, REGISTRY_RECORD = STAGES["cv"].record, STAGES["refit"].out, STAGES["register"].record
-# Each other stage's uncached run record: {"run_id": ..., "registry": {"registered", "model", "version",
-# "run_id"} (optional)}. Removing it is enough for `dvc repro` to rerun the stage.
-EXPERIMENT_RECORDS = tuple(s.record for s in STAGES.values() if s.record is not None and s.command not in EMOTION_CHAIN)
+# Every other stage with an uncached run record ({"run_id": ...}) and maybe a registration (registry.json):
+# removing the record is enough for `dvc repro` to rerun the stage.
+EXPERIMENTS = tuple(s for s in STAGES.values() if s.record is not None and s.command not in EMOTION_CHAIN)
 
 
 def _read(path: Path) -> dict | None:
@@ -47,12 +48,12 @@ def _run_exists(client: MlflowClient, run_id: str | None) -> bool:
         return False
 
 
-def _version_matches(client: MlflowClient, record: dict) -> bool:
+def _version_matches(client: MlflowClient, registration: Registration) -> bool:
     try:
-        version = client.get_model_version(record["model"], record["version"])
-    except (MlflowException, KeyError):
+        version = client.get_model_version(registration.model, registration.version)
+    except MlflowException:
         return False
-    return version.run_id == record.get("run_id")
+    return version.run_id == registration.run_id
 
 
 def _remove(*paths: Path) -> None:
@@ -77,21 +78,21 @@ def clear_stale_records(params: Params) -> list[str]:
     if model is not None and model.get("refit") and not _run_exists(client, model.get("run_id")):
         _remove(MODEL_DIR, REGISTRY_RECORD)
         lines.append(f"{MODEL_DIR}: refit run {model.get('run_id')} is not in {uri}; refit and register will rerun")
-    registry = _read(REGISTRY_RECORD)
-    if registry is not None and registry.get("registered") and not _version_matches(client, registry):
+    registration = read_registration(REGISTRY_RECORD)
+    if registration is not None and registration.registered and not _version_matches(client, registration):
         _remove(REGISTRY_RECORD)
-        lines.append(f"{REGISTRY_RECORD}: {registry.get('model')} v{registry.get('version')} is not in {uri}; "
+        lines.append(f"{REGISTRY_RECORD}: {registration.model} v{registration.version} is not in {uri}; "
                      f"register will rerun")
-    for path in EXPERIMENT_RECORDS:
-        record = _read(path)
+    for stage in EXPERIMENTS:
+        record = _read(stage.record)
         if record is None:
             continue
-        registered = record.get("registry") or {}
+        registration = read_registration(stage.registration) if stage.registration else None
         if not _run_exists(client, record.get("run_id")):
-            _remove(path)
-            lines.append(f"{path}: run {record.get('run_id')} is not in {uri}; its stage will rerun")
-        elif registered.get("registered") and not _version_matches(client, registered):
-            _remove(path)
-            lines.append(f"{path}: {registered.get('model')} v{registered.get('version')} is not in {uri}; "
+            _remove(stage.record)
+            lines.append(f"{stage.record}: run {record.get('run_id')} is not in {uri}; its stage will rerun")
+        elif registration is not None and registration.registered and not _version_matches(client, registration):
+            _remove(stage.record, stage.registration)
+            lines.append(f"{stage.record}: {registration.model} v{registration.version} is not in {uri}; "
                          f"its stage will rerun")
     return lines
