@@ -29,7 +29,10 @@ def shown(value: object, limit: int = _SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def shown_path(path: object, limit: int = _SHOWN_CHARS) -> str:
+_SHOWN_PATH_CHARS = 56  # a path and the sentence around it still fit one 200-character line
+
+
+def shown_path(path: object, limit: int = _SHOWN_PATH_CHARS) -> str:
     """A file or folder path cut to `limit` characters from the left: its tail (the part a user typed) stays."""
     text = str(path)
     return text if len(text) <= limit else "..." + text[-(limit - 3):]

@@ -203,7 +203,8 @@ def test_micro_runs_under_bf16(tiny_micro, mlflow_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_analysis_runs_under_bf16(mlflow_store, tmp_path):
+def test_analysis_runs_under_bf16(mlflow_store, tmp_path, monkeypatch):
+    """Trained and analysed in bf16 (the loaded model too, whatever this machine's CPU): guided backprop included."""
     from ferops.data.synthfacs_dataset import synthfacs_dataset
     from ferops.experiments.analyze import analyze
     from ferops.tracking.store import configure
@@ -221,6 +222,7 @@ def test_analysis_runs_under_bf16(mlflow_store, tmp_path):
     assert precision.model_policy(model) == "mixed_bfloat16"
     model.save(tmp_path / "model.keras")
     _tagged_bf16(trained.info.run_id)
+    monkeypatch.setenv("FEROPS_PRECISION", "mixed_bfloat16")
     analyze(params, tmp_path / "model.keras", tmp_path / "analysis", model_run_id=trained.info.run_id)
     assert (tmp_path / "analysis" / "metrics.json").exists()
 

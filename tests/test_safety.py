@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ferops import cli
+from ferops.errors import shown_path
 from ferops.io import MARKER, OutputRefused, atomic_dir, atomic_file
 
 from conftest import ROOT, TINY, make_toy_dataset
@@ -27,6 +28,7 @@ def ferops_process(*args, cwd=None, env=None):
     """The real `ferops` program (a fresh process: what a user sees, tracebacks included)."""
     return subprocess.run([sys.executable, "-m", "ferops.cli", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})})
+
 
 
 def ferops_here(argv, capsys) -> tuple[int, str]:
@@ -92,7 +94,7 @@ def test_generate_onto_a_users_folder_keeps_the_file(tmp_path, foreign):
     before = snapshot(tmp_path)
     result = ferops_process("--params", str(params), "generate", "--preset", "posed", "--n", "3",
                             "--out", str(foreign), "--no-track", cwd=tmp_path)
-    one_line(result.returncode, result.stderr, str(foreign), "did not write", "another --out")
+    one_line(result.returncode, result.stderr, shown_path(foreign), "did not write", "another --out")
     assert (foreign / "thesis.txt").read_text() == "three years of work\n"
     assert snapshot(tmp_path) == before
 
@@ -110,7 +112,7 @@ def test_generate_onto_a_file_the_working_folder_or_the_project_root_is_refused(
         code, err = ferops_here(["--params", str(params), "generate", "--n", "2", "--out", out, "--no-track"], capsys)
     finally:
         os.chdir(cwd)
-    one_line(code, err, f"--out {out}")
+    one_line(code, err, f"--out {shown_path(out)}")
     assert snapshot(tmp_path) == before  # and no hidden .notes.txt.old
 
 
@@ -123,7 +125,7 @@ def test_preprocess_onto_a_folder_holding_raw_data_is_refused_before_any_work(tm
     params = params_file(tmp_path, {"dataset": {"processed_dir": str(data)}})
     before = snapshot(tmp_path)
     code, err = ferops_here(["--params", str(params), "preprocess"], capsys)
-    one_line(code, err, f"dataset.processed_dir {data}", "did not write")
+    one_line(code, err, f"dataset.processed_dir {shown_path(data)}", "did not write")
     assert snapshot(tmp_path) == before
 
 
@@ -131,7 +133,7 @@ def test_domain_onto_a_users_folder_is_refused(tmp_path, capsys, foreign):
     params = params_file(tmp_path, {"domains": {"posed": {"out": str(foreign)}}})
     before = snapshot(tmp_path)
     code, err = ferops_here(["--params", str(params), "domain", "posed"], capsys)
-    one_line(code, err, f"domains.posed.out {foreign}", "did not write")
+    one_line(code, err, f"domains.posed.out {shown_path(foreign)}", "did not write")
     assert snapshot(tmp_path) == before
 
 

@@ -126,6 +126,7 @@ def _gradient_step(sub: FilterBackprop):
         with tf.GradientTape() as tape:
             tape.watch(x)
             h = x if sub.trunk is None else sub.trunk(x, training=False)
+            h = tf.cast(h, tf.float32)  # a bf16/fp16 trunk: the target filter itself is evaluated in float32
             patches = tf.image.extract_patches(h, [1, kh, kw, 1], [1, sh, sw, 1], [1, 1, 1, 1], sub.padding)
             # filter j_i's pre-activation map on image i: N x H' x W'
             z = tf.einsum("nhwp,pn->nhw", patches, tf.gather(sub.kernel, j, axis=1)) + \

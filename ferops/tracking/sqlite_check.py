@@ -67,7 +67,7 @@ def check_sqlite_store(uri: str, write: bool) -> None:
     if header and header != SQLITE_HEADER:
         raise StoreError(f"tracking store {shown_path(path)} is not an SQLite database; {FIX_URI}, or restore the file")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{shown_path(path)}?mode=ro", uri=True, timeout=5)) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
             result = db.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"tracking store {shown_path(path)} is damaged ({exc}); restore a backup or {FIX_URI}") from None
