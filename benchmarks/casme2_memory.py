@@ -61,7 +61,7 @@ def read(root: str, mode: str) -> dict:
     before = peak_mb()
     start = time.perf_counter()
     if mode == "micro":
-        from ferops.experiments.micro_data import load_micro
+        from ferops.experiments.micro.data import load_micro
 
         params = load_params("params.yaml", {"micro": {"data": {"format": "casme2", "raw_dir": root,
                                                                 "detect_faces": True}}})

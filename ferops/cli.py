@@ -161,7 +161,7 @@ def cmd_domain(args) -> None:
 
 
 def cmd_au(args) -> None:
-    from ferops.experiments.au import run_au
+    from ferops.experiments.au.stage import run_au
 
     result = run_au(_params(args), out_dir=Path(args.out))
     for mode in ("all_at_once", "one_vs_all"):
@@ -180,7 +180,7 @@ def cmd_au(args) -> None:
 
 
 def cmd_transfer(args) -> None:
-    from ferops.experiments.transfer import MODES, run_transfer
+    from ferops.experiments.transfer.stage import MODES, run_transfer
 
     metrics = run_transfer(_params(args), out_dir=Path(args.out))["metrics"]
     print(f"within-dataset CV mean {metrics['within_mean']:.4f}; off-diagonal means: "
@@ -188,14 +188,14 @@ def cmd_transfer(args) -> None:
 
 
 def cmd_cross_task(args) -> None:
-    from ferops.experiments.cross_task import run_cross_task
+    from ferops.experiments.cross_task.stage import run_cross_task
 
     result = run_cross_task(_params(args), args.emotion_model, out_dir=Path(args.out))
     print(result["curve"].pivot(index="n_subjects", columns="mode", values="f1_mean").round(4).to_string())
 
 
 def cmd_analyze(args) -> None:
-    from ferops.experiments.analyze import analyze
+    from ferops.experiments.analysis.stage import analyze
 
     m = analyze(_params(args), args.model, out_dir=Path(args.out))
     auroc = "n/a" if m["probe_auroc_matched"] is None else f"{m['probe_auroc_matched']:.3f}"
@@ -207,7 +207,7 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_micro(args) -> None:
-    from ferops.experiments.micro import micro
+    from ferops.experiments.micro.stage import micro
 
     r = micro(_params(args), out_dir=Path(args.out))
     for name in ("5class", "3class"):

@@ -188,7 +188,7 @@ def mlflow_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_micro():
     """Every SynthFACS micro clip of three subjects, both views (what load_micro gives, cut to a three-fold LOSO)."""
-    from ferops.experiments.micro_data import MicroData, load_micro
+    from ferops.experiments.micro.data import MicroData, load_micro
 
     data = load_micro(make_params())
     keep = np.flatnonzero(np.isin(data.clips.subjects, np.unique(data.clips.subjects)[:3]))

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from ferops.data.synthfacs_dataset import synthfacs_dataset
 from ferops.errors import FeropsError
-from ferops.experiments.analyze import analyze
+from ferops.experiments.analysis.stage import analyze
 from ferops.train.fit import fit
 from ferops.train.tasks import emotion_task
 from tests.conftest import make_params

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from ferops.au_metrics import icc_3_1, intensity_table, presence_table
 from ferops.data.domains import render_domain
 from ferops.data.synthfacs_dataset import synthfacs_dataset
+from ferops.experiments.au.metrics import icc_3_1, intensity_table, presence_table
 
 from conftest import make_params
 
@@ -66,7 +66,7 @@ def test_au_preset_draws_aus_independently_of_each_other_and_of_emotion():
 
 
 def test_choose_aus_keeps_sides_in_pairs_and_lists_rare_ones(tmp_path):
-    from ferops.experiments.au import choose_aus
+    from ferops.experiments.au.stage import choose_aus
 
     ds = synthfacs_dataset("au", 200, seed=1, masks=False)
     labels, skipped = choose_aus(ds, 0.05)
@@ -78,7 +78,7 @@ def test_choose_aus_keeps_sides_in_pairs_and_lists_rare_ones(tmp_path):
 
 
 def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tmp_path):
-    from ferops.experiments.au import run_au
+    from ferops.experiments.au.stage import run_au
     from ferops.tracking.store import configure
 
     params = make_params({"domains": {"au": {"n": 120, "out": str(tmp_path / "au")}},
@@ -121,7 +121,7 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
 
 def test_one_vs_all_gives_each_au_its_own_nested_run_and_masks_unknowns(mlflow_store, tmp_path):
     from ferops.data.dataset import Dataset
-    from ferops.experiments.au import run_au
+    from ferops.experiments.au.stage import run_au
     from ferops.tracking.store import configure
 
     from conftest import make_toy_dataset

@@ -11,8 +11,8 @@ from skimage.feature import local_binary_pattern
 from sklearn.metrics import f1_score, recall_score
 
 from ferops.data.clips import crop_clip, pick_frames
-from ferops.experiments import micro_metrics as mm
-from ferops.experiments.leakage import LeakageError, SubjectScaler, check_fold
+from ferops.experiments.micro import metrics as mm
+from ferops.experiments.micro.leakage import LeakageError, SubjectScaler, check_fold
 from ferops.features.lbp_top import lbp_top, n_bins, plane_codes
 
 # ---------------------------------------------------------------------------- LBP-TOP

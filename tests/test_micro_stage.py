@@ -14,9 +14,9 @@ from ferops.data.clips import clips_from_frames, crop_clip, pick_frames
 from ferops.data.formats import casme2
 from ferops.data.synthfacs_dataset import synthfacs_dataset
 from ferops.errors import FeropsError
-from ferops.experiments import micro as micro_stage
-from ferops.experiments.leakage import LeakageError
-from ferops.experiments.micro_data import load_micro
+from ferops.experiments.micro import stage as micro_stage
+from ferops.experiments.micro.data import load_micro
+from ferops.experiments.micro.leakage import LeakageError
 
 from conftest import make_params, make_toy_dataset
 
@@ -118,7 +118,7 @@ def test_casme2_clips_read_only_the_frames_asked_for(tmp_path, monkeypatch):
 
 def test_a_reused_cnn_lstm_trains_a_fold_as_a_fresh_one_would(tiny_micro):
     """Every LOSO fold trains the kept, compiled CNN+LSTM through fit (reuse): what trained before leaves no trace."""
-    from ferops.experiments.micro_train import CnnLstm
+    from ferops.experiments.micro.train import CnnLstm
 
     params = make_params({"micro": {"cnn": {"epochs": 1}, "lstm": {"epochs": 1}}})
     clips = tiny_micro.clips

@@ -152,7 +152,7 @@ def _tagged_bf16(run_id: str) -> None:
 def test_au_runs_under_bf16_in_every_mode(mlflow_store, tmp_path):
     """The masked losses and the L1/L2 output penalty under bf16 (it once crashed mixing bf16 into float32)."""
     from ferops.data.dataset import Dataset
-    from ferops.experiments.au import run_au
+    from ferops.experiments.au.stage import run_au
     from ferops.tracking.store import configure
 
     toy = make_toy_dataset(n=48, n_classes=3, n_subjects=4)
@@ -173,8 +173,8 @@ def test_au_runs_under_bf16_in_every_mode(mlflow_store, tmp_path):
 @pytest.mark.slow
 def test_transfer_and_cross_task_run_under_bf16(mlflow_store, tmp_path):
     from ferops.data.domains import render_domain
-    from ferops.experiments.cross_task import run_cross_task
-    from ferops.experiments.transfer import run_transfer
+    from ferops.experiments.cross_task.stage import run_cross_task
+    from ferops.experiments.transfer.stage import run_transfer
     from ferops.models import Head, build_model
     from ferops.tracking.store import configure
 
@@ -194,7 +194,7 @@ def test_transfer_and_cross_task_run_under_bf16(mlflow_store, tmp_path):
 
 @pytest.mark.slow
 def test_micro_runs_under_bf16(tiny_micro, mlflow_store, tmp_path):
-    from ferops.experiments import micro as micro_stage
+    from ferops.experiments.micro import stage as micro_stage
 
     params = make_params({**BF16, "micro": {"cnn": {"pretrain_epochs": 0}, "register": False},
                           "tracking": {"artifact_root": str(tmp_path / "artifacts")}})
@@ -206,7 +206,7 @@ def test_micro_runs_under_bf16(tiny_micro, mlflow_store, tmp_path):
 def test_analysis_runs_under_bf16(mlflow_store, tmp_path, monkeypatch):
     """Trained and analysed in bf16 (the loaded model too, whatever this machine's CPU): guided backprop included."""
     from ferops.data.synthfacs_dataset import synthfacs_dataset
-    from ferops.experiments.analyze import analyze
+    from ferops.experiments.analysis.stage import analyze
     from ferops.tracking.store import configure
     from ferops.train.fit import fit
     from ferops.train.tasks import emotion_task

@@ -29,7 +29,7 @@ def _files(out, names) -> dict[str, str]:
 
 def test_micro_loso_subjects_are_jobs_with_the_same_metrics_on_every_runner(tiny_micro, mlflow_store, tmp_path,
                                                                              monkeypatch):
-    from ferops.experiments import micro as micro_stage
+    from ferops.experiments.micro import stage as micro_stage
     from ferops.runners import mapper_for
 
     emotion = make_toy_dataset(60, 5, 6)  # the pre-trained CNN's weights travel to the workers in the jobs
@@ -74,8 +74,8 @@ def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_
     again on 2 worker processes. A whole second stage on processes would cost two pools and every training again."""
     import keras
 
-    from ferops.experiments import transfer
-    from ferops.experiments.transfer_jobs import load_model_bytes, run_job
+    from ferops.experiments.transfer import stage as transfer
+    from ferops.experiments.transfer.jobs import load_model_bytes, run_job
     from ferops.runners import local_map, process_map
     from ferops.tracking.store import configure
 
@@ -117,7 +117,7 @@ def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_
 
 def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tmp_path):
     from ferops.data.dataset import Dataset
-    from ferops.experiments.au import run_au
+    from ferops.experiments.au.stage import run_au
     from ferops.tracking.store import configure
 
     toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)

@@ -15,7 +15,11 @@ from conftest import make_params
 
 
 def test_experiment_records_are_the_stages_run_files():
-    from ferops.experiments import analyze, au, cross_task, micro, transfer
+    from ferops.experiments.analysis import stage as analyze
+    from ferops.experiments.au import stage as au
+    from ferops.experiments.cross_task import stage as cross_task
+    from ferops.experiments.micro import stage as micro
+    from ferops.experiments.transfer import stage as transfer
 
     for module in (au, cross_task, transfer, analyze, micro):
         assert module.OUT_DIR / "run.json" in {stage.record for stage in EXPERIMENTS}

@@ -11,7 +11,7 @@ import pytest
 
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
-from ferops.experiments.transfer import zero_shot_predictions
+from ferops.experiments.transfer.stage import zero_shot_predictions
 
 from conftest import make_params, make_toy_dataset
 
@@ -39,7 +39,7 @@ def _domain(path, seed: int, name: str, invert: bool) -> str:
 
 
 def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store, tmp_path):
-    from ferops.experiments.transfer import run_transfer
+    from ferops.experiments.transfer.stage import run_transfer
     from ferops.tracking.store import configure
 
     a = _domain(tmp_path / "a", 0, "upright", invert=False)
@@ -76,7 +76,7 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
 
 
 def test_transfer_needs_two_datasets(mlflow_store, tmp_path):
-    from ferops.experiments.transfer import run_transfer
+    from ferops.experiments.transfer.stage import run_transfer
 
     a = _domain(tmp_path / "a", 0, "upright", invert=False)
     with pytest.raises(FeropsError, match="at least 2 datasets"):
@@ -84,7 +84,7 @@ def test_transfer_needs_two_datasets(mlflow_store, tmp_path):
 
 
 def test_subject_subsets_are_nested_and_grouped():
-    from ferops.experiments.cross_task import subject_subsets
+    from ferops.experiments.cross_task.stage import subject_subsets
 
     subjects = np.repeat([f"S{i:02d}" for i in range(20)], 3)
     rows = np.arange(60)
@@ -97,7 +97,7 @@ def test_subject_subsets_are_nested_and_grouped():
 
 def test_cross_task_learning_curve_from_an_emotion_model(mlflow_store, tmp_path):
     from ferops.data.domains import render_domain
-    from ferops.experiments.cross_task import MODES, run_cross_task
+    from ferops.experiments.cross_task.stage import MODES, run_cross_task
     from ferops.models import build_model
     from ferops.models.heads import Head
     from ferops.tracking.store import configure

@@ -3,5 +3,5 @@
 activations (F_{l,j}(i), dead filters, top-N), au_correlation (P(j,u), matches, the
 within-emotion shuffle), probe (AUROC on AU-balanced faces), attribution (guided
 backprop, deconvnet), mask_energy (where a filter looks), filter_images (figures).
-ferops.experiments.analyze runs them all as the `analyze` stage.
+ferops.experiments.analysis.stage runs them all as the `analyze` stage.
 """

@@ -14,7 +14,7 @@ subject ids, and the table says so), so a cell's accuracy is pooled over all
 of B's rows, each scored once. Each cell is a nested MLflow run with the
 lineage (content hashes) of both datasets.
 
-Source models and cells are independent jobs (ferops.experiments.transfer_jobs)
+Source models and cells are independent jobs (ferops.experiments.transfer.jobs)
 handed to the runner params.yaml's `runner:` names, in two waves: the source
 models and the diagonal, then the off-diagonal cells, each given its source
 model's bytes. Every runner gives the same tables.
@@ -34,7 +34,7 @@ from ferops.data.dataset import Dataset
 from ferops.data.formats._images import stack_images
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
-from ferops.experiments.transfer_jobs import (
+from ferops.experiments.transfer.jobs import (
     MODES,
     WITHIN,
     CellJob,

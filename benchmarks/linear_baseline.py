@@ -6,7 +6,7 @@ of pixels should do clearly worse than the CNN. This scores logistic
 regression on exactly the folds `ferops cv` used (same params, same seed) and
 prints it beside the CNN's result from outputs/cv/metrics.json.
 
-    .venv/bin/python experiments/linear_baseline.py [--params params.yaml]
+    .venv/bin/python benchmarks/linear_baseline.py [--params params.yaml]
 """
 
 from __future__ import annotations

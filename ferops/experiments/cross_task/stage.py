@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ferops.au_metrics import presence_table
 from ferops.config import Params, flatten, replace
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
-from ferops.experiments.au import choose_aus
+from ferops.experiments.au.metrics import presence_table
+from ferops.experiments.au.stage import choose_aus
 from ferops.models.cnn import CONV_LAYERS, replace_head
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags

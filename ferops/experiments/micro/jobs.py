@@ -21,8 +21,8 @@ import numpy as np
 
 from ferops.config import Params
 from ferops.data.dataset import Dataset
-from ferops.experiments.leakage import check_fold
-from ferops.experiments.micro_train import CnnLstm, lbp_svm
+from ferops.experiments.micro.leakage import check_fold
+from ferops.experiments.micro.train import CnnLstm, lbp_svm
 from ferops.tracking.job_runs import RunTarget, child_run
 from ferops.train import devices
 from ferops.train.fit import private_layer_seeds, seed_everything

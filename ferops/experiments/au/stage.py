@@ -24,17 +24,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ferops.au_metrics import (
+from ferops.config import Params, replace
+from ferops.data.dataset import Dataset, mirrored
+from ferops.errors import FeropsError
+from ferops.evaluation import save_figure, write_csv, write_json
+from ferops.experiments.au.metrics import (
     INTENSITY_DEFINITIONS,
     PRESENCE_DEFINITIONS,
     intensity_table,
     presence_table,
     summarise,
 )
-from ferops.config import Params, replace
-from ferops.data.dataset import Dataset, mirrored
-from ferops.errors import FeropsError
-from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.runners import mapper_for
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target

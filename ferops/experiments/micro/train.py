@@ -29,7 +29,7 @@ from sklearn.svm import LinearSVC
 from ferops.config import Params, replace
 from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
-from ferops.experiments.leakage import SubjectScaler
+from ferops.experiments.micro.leakage import SubjectScaler
 from ferops.models import Head, build_model, feature_extractor, replace_head
 from ferops.models.sequence import build_sequence_model, load_backbone, lstm_head, set_backbone_trainable
 from ferops.train.devices import dtype_policy

@@ -2,14 +2,14 @@
 
 CNN+LSTM against LBP-TOP + linear SVM, leave-one-subject-out over the clips'
 subjects, one MLflow parent run with a nested run per left-out subject. Each
-subject is an independent job (ferops.experiments.micro_jobs) handed to the
+subject is an independent job (ferops.experiments.micro.jobs) handed to the
 runner params.yaml's `runner:` names; every runner gives the same metrics.
 Reported like Table 4 plus MEGC 2019's UF1/UAR, for CASME II's 5 classes and
 the 3-class composite, with chance and majority-class rows beside them.
 
 Honesty rules this file enforces:
 - a subject's clips are scored once, by models that never saw that subject: the
-  leakage guard (ferops.experiments.leakage) checks every fold's training data
+  leakage guard (ferops.experiments.micro.leakage) checks every fold's training data
   and every fitted piece (CNN frames, LSTM clips, LBP-TOP scaler) and fails the stage;
 - UF1/UAR come from predictions pooled over all folds, never per-fold averages;
 - the registered model (`micro.model_name`) is a CNN+LSTM refit on every subject with
@@ -29,9 +29,9 @@ from sklearn.model_selection import LeaveOneGroupOut
 from ferops.config import Params, flatten
 from ferops.data.dataset import Dataset
 from ferops.evaluation import plot_confusion_matrix, write_csv, write_json
-from ferops.experiments import micro_metrics as mm
-from ferops.experiments.micro_data import MicroData, load_micro
-from ferops.experiments.micro_jobs import (
+from ferops.experiments.micro import metrics as mm
+from ferops.experiments.micro.data import MicroData, load_micro
+from ferops.experiments.micro.jobs import (
     PROTOCOL,
     LosoJob,
     LosoSetup,
@@ -40,7 +40,7 @@ from ferops.experiments.micro_jobs import (
     run_loso_fold,
     trainer_for,
 )
-from ferops.experiments.micro_train import CnnLstm, pretrain_cnn
+from ferops.experiments.micro.train import CnnLstm, pretrain_cnn
 from ferops.features.lbp_top import lbp_top_features
 from ferops.runners import mapper_for
 from ferops.tracking.job_runs import current_target
