@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-## generate -> preprocess -> validate -> 10-fold CV -> refit -> register, on SynthFACS (see params.yaml)
+## generate -> preprocess -> validate -> cross-validation (cv.folds) -> refit -> register, on SynthFACS (see params.yaml)
 # `ferops reconcile` first: stage records naming runs this store lacks are removed, so DVC redoes those stages.
 run: setup data/raw
 	ferops reconcile
@@ -53,8 +53,8 @@ deploy: setup data/raw
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
 
-# REST scoring of the fer-pipeline bundle (POST http://127.0.0.1:5001/invocations, base64 images; README:
-# "Downstream use"). MLflow starts uvicorn by name,
+# REST scoring of the fer-pipeline bundle (POST http://127.0.0.1:5001/invocations, base64 images; see
+# docs/serving.md). MLflow starts uvicorn by name,
 # so .venv/bin must be on PATH (this Makefile puts it there); --env-manager local: no downloads here.
 MODEL ?= models:/fer-pipeline@champion
 serve: setup

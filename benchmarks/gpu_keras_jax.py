@@ -140,7 +140,7 @@ def device_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", action="store_true",
-                        help="smoke run on the CPU: 64 images, width 0.125, batch 16/32, 1 timed epoch")
+                        help="smoke run on the CPU: 32 images, width 0.125, batch 16, 1 timed epoch")
     parser.add_argument("--images", type=int, default=None, help="training images per epoch (default 65536)")
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs after the compile epoch (default 4)")
     parser.add_argument("--width", type=float, default=None, help="model width multiplier (default 1.0, the paper)")
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     width = args.width if args.width is not None else (0.125 if args.cpu else 1.0)
     epochs = args.epochs if args.epochs is not None else (1 if args.cpu else 4)
-    batches = (16, 32) if args.cpu else (256, 1024)
-    n = args.images if args.images is not None else (64 if args.cpu else 65536)
+    batches = (16,) if args.cpu else (256, 1024)  # the smoke run: one step shape per precision to compile
+    n = args.images if args.images is not None else (32 if args.cpu else 65536)
     n = max(max(batches), n - n % max(batches))  # whole batches only: one step shape, compiled once
     if epochs < 1:
         parser.error("--epochs must be >= 1 (timed epochs, after the compile epoch)")

@@ -32,10 +32,10 @@ def test_cpu_smoke_run_prints_every_figure_without_tensorflow():
     assert "training counted as 3x forward" in out
     rows = re.findall(r"^\s*(float32|mixed_bfloat16) batch\s+(\d+):\s+([\d.]+) images/s\s+([\d.]+) TFLOP/s\s+"
                       r"MFU\s+([\d.]+)% of 989 TFLOP/s$", out, re.M)
-    assert {(p, int(b)) for p, b, *_ in rows} == {(p, b) for p in ("float32", "mixed_bfloat16") for b in (16, 32)}
+    assert {(p, int(b)) for p, b, *_ in rows} == {(p, b) for p in ("float32", "mixed_bfloat16") for b in (16,)}
     assert all(float(rate) > 0 for _, _, rate, _, _ in rows)
     ratios = re.findall(r"^ratio batch\s+(\d+): mixed_bfloat16 / float32 images/s = ([\d.]+)x", out, re.M)
-    assert [int(b) for b, _ in ratios] == [16, 32] and all(float(r) > 0 for _, r in ratios)
+    assert [int(b) for b, _ in ratios] == [16] and all(float(r) > 0 for _, r in ratios)
     assert "targets" not in out  # the H200 targets are judged only on full-size runs
     assert out.rstrip().endswith("tensorflow imported: no")
 
