@@ -401,8 +401,9 @@ def test_a_keras_lambda_layer_is_refused_in_one_line(tmp_path, capsys, monkeypat
              "lambda.keras: cannot load the model")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "missing", "no MLmodel"])
 def test_a_damaged_model_keras_in_a_registered_version_is_one_line(tmp_path, capsys, monkeypatch, damage):
+    """Issue 22: also "No such artifact: 'MLmodel'" (the version's model folder lost its MLmodel) names the model."""
     import mlflow
     import numpy as np
 
@@ -422,8 +423,10 @@ def test_a_damaged_model_keras_in_a_registered_version_is_one_line(tmp_path, cap
     keras_file = next((tmp_path / "mlartifacts").rglob("model.keras"))
     if damage == "truncated":
         keras_file.write_bytes(keras_file.read_bytes()[:1000])
-    else:
+    elif damage == "missing":
         keras_file.unlink()
+    else:
+        next((tmp_path / "mlartifacts").rglob("MLmodel")).unlink()
     face = _face(tmp_path)
     before = snapshot(tmp_path)
     one_line(*ferops_here(["predict", str(face), "--whole-image", "--model", "models:/fer-emotion/1"], capsys),
