@@ -32,6 +32,7 @@ def tiny_project(tmp_path_factory):
     return root, params, len(posed)
 
 
+@pytest.mark.slow
 def test_analyze_writes_tables_figures_and_a_linked_run(tiny_project, mlflow_store, tmp_path):
     root, params, n = tiny_project
     mlflow.set_experiment(params.tracking.experiment)

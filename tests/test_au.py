@@ -77,6 +77,7 @@ def test_choose_aus_keeps_sides_in_pairs_and_lists_rare_ones(tmp_path):
     assert set(skipped) and not set(skipped) & set(labels)
 
 
+@pytest.mark.slow
 def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tmp_path):
     from ferops.experiments.au.stage import run_au
     from ferops.tracking.store import configure
@@ -119,6 +120,7 @@ def test_au_stage_tracks_tables_and_registers_a_pullable_fer_au(mlflow_store, tm
     assert version.tags["key.task"] == "au_presence" and version.tags["score.metric"] == "cv_au_f1_mean"
 
 
+@pytest.mark.slow
 def test_one_vs_all_gives_each_au_its_own_nested_run_and_masks_unknowns(mlflow_store, tmp_path):
     from ferops.data.dataset import Dataset
     from ferops.experiments.au.stage import run_au

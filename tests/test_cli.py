@@ -84,6 +84,7 @@ def test_params_is_accepted_after_the_subcommand(tmp_path):
     assert _one_line_error(before, "train.epochs: expected an integer") == _one_line_error(after)
 
 
+@pytest.mark.slow
 def test_predict_prints_probabilities_as_json(tmp_path):
     _params_file(tmp_path)  # a plain emotion model takes its serving settings from params.yaml
     _tiny_model().save(tmp_path / "model.keras")
@@ -97,6 +98,7 @@ def test_predict_prints_probabilities_as_json(tmp_path):
     assert sum(out[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_names_a_corrupt_image(tmp_path):
     _params_file(tmp_path)
     _tiny_model().save(tmp_path / "model.keras")
@@ -122,6 +124,7 @@ def test_bad_params_fail_before_any_work(tmp_path, changes, fragment):
     assert not (tmp_path / "out").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_more_folds_than_subjects_is_one_line_and_writes_nothing(tmp_path):
     _params_file(tmp_path, {"cv": {"folds": 7}})
     make_toy_dataset().save(tmp_path / "processed")  # 6 subjects
@@ -130,6 +133,7 @@ def test_more_folds_than_subjects_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_missing_raw_data_names_the_path_and_the_key(tmp_path):
     _params_file(tmp_path)
     result = _ferops("preprocess", cwd=tmp_path)
@@ -137,6 +141,7 @@ def test_missing_raw_data_names_the_path_and_the_key(tmp_path):
     assert not (tmp_path / "processed").exists()
 
 
+@pytest.mark.slow
 def test_missing_model_file_is_one_line(tmp_path):
     _params_file(tmp_path)
     face = tmp_path / "face.png"
@@ -145,6 +150,7 @@ def test_missing_model_file_is_one_line(tmp_path):
                     "nowhere/model.keras: no such model file")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("uri, fragment", [("models:/fer-emotion@nonexistent", "nonexistent"),
                                            ("models:/no-such-model@champion", "no-such-model")])
 def test_unknown_registry_model_or_alias_is_one_line(tmp_path, uri, fragment):
@@ -170,6 +176,7 @@ def test_unknown_registry_model_or_alias_is_one_line(tmp_path, uri, fragment):
     _one_line_error(_ferops("evaluate", "--model", uri, cwd=tmp_path), fragment)
 
 
+@pytest.mark.slow
 def test_unreachable_tracking_server_is_one_line(tmp_path):
     _params_file(tmp_path)
     make_toy_dataset().save(tmp_path / "processed")

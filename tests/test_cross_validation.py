@@ -28,6 +28,7 @@ def fit_calls(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_cv_parent_folds_and_metrics(mlflow_store, tiny_params, toy_dataset, tmp_path, fit_calls):
     configure(tiny_params.tracking)
     result = cross_validate(toy_dataset, tiny_params, tmp_path / "cv")
@@ -101,6 +102,7 @@ def test_folds_beyond_subjects_fail_in_one_line_before_writing(mlflow_store, toy
     assert MlflowClient().search_runs([MlflowClient().get_experiment_by_name("ferops").experiment_id]) == []
 
 
+@pytest.mark.slow
 def test_data_without_subjects_is_reported_image_level(mlflow_store, tmp_path):
     dataset = make_toy_dataset(n=30, n_subjects=30)  # one id per image: subjects unknown
     params = make_params()

@@ -17,6 +17,7 @@ from flows.stages import all_stages, apply_overrides, plan, stage_command
 from conftest import ROOT, make_dvc_project
 
 
+@pytest.mark.slow
 def test_every_dvc_stage_has_a_task_and_plans_follow_dvc_yaml(monkeypatch):
     monkeypatch.chdir(ROOT)
     stages = all_stages()
@@ -74,6 +75,7 @@ def _task_states(flow_run_id) -> list[tuple[str, str, str, str]]:
     return [(r.name, r.state.type.value, r.state.name, r.state.message or "") for r in runs]
 
 
+@pytest.mark.slow
 def test_a_stage_that_ran_is_completed_and_a_current_one_skipped_on_a_real_server(prefect_server, tmp_path,
                                                                                    monkeypatch):
     from prefect import flow

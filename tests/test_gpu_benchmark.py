@@ -23,6 +23,7 @@ def _smoke_env() -> dict[str, str]:
     return {**env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_cpu_smoke_run_prints_every_figure_without_tensorflow():
     done = subprocess.run([sys.executable, "benchmarks/gpu_keras_jax.py", "--cpu"], cwd=ROOT, env=_smoke_env(),
                           capture_output=True, text=True, timeout=600)
@@ -40,6 +41,7 @@ def test_cpu_smoke_run_prints_every_figure_without_tensorflow():
     assert out.rstrip().endswith("tensorflow imported: no")
 
 
+@pytest.mark.slow
 def test_the_model_code_imports_without_tensorflow():
     # ferops.models and ferops.config are what the GPU image imports: it has no TensorFlow.
     code = ("import sys; import ferops.config, ferops.models, ferops.train.precision; "

@@ -30,6 +30,7 @@ TINY_MODEL = {"model": {"width": 0.0625}}
     ("mixed_float16", "float16", True),
     ("mixed_bfloat16", "bfloat16", False),
 ])
+@pytest.mark.slow
 def test_mixed_precision_computes_low_and_keeps_float32_outputs(toy_dataset, precision, compute, loss_scaled):
     params = make_params({**TINY_MODEL, "train": {"precision": precision}})
     result = fit(params, TOY, toy_dataset.images, toy_dataset.labels, verbose=0)
@@ -42,6 +43,7 @@ def test_mixed_precision_computes_low_and_keeps_float32_outputs(toy_dataset, pre
     assert keras.config.dtype_policy().name == "float32"  # the next model anyone builds is unaffected
 
 
+@pytest.mark.slow
 def test_determinism_follows_train_deterministic(toy_dataset):
     for deterministic in (False, True):  # True last: leave the process as every other test expects it
         params = make_params({**TINY_MODEL, "train": {"deterministic": deterministic}})
@@ -53,6 +55,7 @@ def _system_metrics(run_id: str) -> set[str]:
     return {k for k in MlflowClient().get_run(run_id).data.metrics if k.startswith("system/")}
 
 
+@pytest.mark.slow
 def test_system_metrics_are_sampled_into_the_training_run_when_enabled(mlflow_store, toy_dataset, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     configure(make_params().tracking)
@@ -89,6 +92,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_model_built_by_fit_is_mirrored_across_two_devices():
     """What several GPUs get (MirroredStrategy, model built and compiled in its scope), on two logical CPUs."""
     result = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -17,6 +17,7 @@ def processed(mlflow_store, tiny_params, toy_dataset, tmp_path):
     return params
 
 
+@pytest.mark.slow
 def test_holdout_model_is_scored_on_its_held_out_subjects_only(processed, toy_dataset, tmp_path):
     metrics = pipeline.holdout_train(processed, out_dir=tmp_path / "train")
     run = MlflowClient().get_run(metrics["run_id"])
@@ -34,6 +35,7 @@ def test_holdout_model_is_scored_on_its_held_out_subjects_only(processed, toy_da
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["accuracy"] == scored["accuracy"]
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_model_on_its_own_training_data(processed, tmp_path):
     cv = pipeline.cross_validate(processed, out_dir=tmp_path / "cv")
     summary = pipeline.refit(processed, cv_dir=tmp_path / "cv", out_dir=tmp_path / "model")

@@ -72,6 +72,7 @@ def test_no_dvc_repo_skips_dvc(tmp_path, folders_source, monkeypatch):
     assert dest.is_dir() and not (tmp_path / "data/raw/fer_folders.dvc").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="dvc add needs git")
 def test_dvc_add_in_dvc_repo(tmp_path, folders_source, monkeypatch):
     repo = tmp_path / "repo"
@@ -100,6 +101,7 @@ def test_dvc_add_git_ignored_explains(tmp_path, folders_source, monkeypatch):
     assert (repo / "data/raw/fer_folders").is_dir()  # the validated copy is kept; only `dvc add` is left to redo
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="dvc needs git")
 def test_raw_root_tracked_as_one_output(tmp_path, folders_source, monkeypatch):
     """The project tracks data/raw with data.dvc; an import must update it, not `dvc add` inside it."""

@@ -58,6 +58,7 @@ def _dvcfile_md5(path: Path) -> str:
     return yaml.safe_load(path.read_text())["outs"][0]["md5"]
 
 
+@pytest.mark.slow
 def test_directory_hash_equals_dvc_add(dvc_repo):
     recorded = _dvcfile_md5(dvc_repo / "data.dvc")
     assert recorded.endswith(".dir")
@@ -81,6 +82,7 @@ def test_empty_directory_hash(tmp_path):
     assert data_hash(tmp_path / "raw") == EMPTY_DIR
 
 
+@pytest.mark.slow
 def test_lineage_tags_flag_data_changed_after_repro(tmp_path):
     """The case the tag exists for: data edited, `ferops cv` run without `dvc repro` -> in_lock false."""
     root = tmp_path / "repo"

@@ -22,6 +22,7 @@ from conftest import make_params, make_toy_dataset
 
 N_SUBJECTS = 3  # the tiny_micro fixture's (conftest.py)
 
+@pytest.mark.slow
 def test_micro_end_to_end(tiny_micro, mlflow_store, tmp_path):
     params = make_params({"tracking": {"artifact_root": str(tmp_path / "artifacts")}})
     emotion = make_toy_dataset(60, 5, 6)  # pre-training data: 48x48x1 like the clips
@@ -76,6 +77,7 @@ class _LeakyLOSO:
         yield np.arange(len(groups)), np.flatnonzero(groups == first)
 
 
+@pytest.mark.slow
 def test_micro_stops_on_a_leaky_split(tiny_micro, mlflow_store, tmp_path, monkeypatch):
     monkeypatch.setattr(micro_stage, "LeaveOneGroupOut", _LeakyLOSO)
     params = make_params({"micro": {"cnn": {"pretrain_epochs": 0}, "register": False},
@@ -116,6 +118,7 @@ def test_casme2_clips_read_only_the_frames_asked_for(tmp_path, monkeypatch):
     assert np.abs(clips.images.astype(int) - direct.images.astype(int)).mean() < 3  # JPEG q95 round trip
 
 
+@pytest.mark.slow
 def test_a_reused_cnn_lstm_trains_a_fold_as_a_fresh_one_would(tiny_micro):
     """Every LOSO fold trains the kept, compiled CNN+LSTM through fit (reuse): what trained before leaves no trace."""
     from ferops.experiments.micro.train import CnnLstm

@@ -150,6 +150,7 @@ def test_data_report_without_quarantine_and_from_an_older_record():
     assert data_report(train_only)["test_split"] is None
 
 
+@pytest.mark.slow
 def test_cv_figure_reports_the_test_split_and_what_was_quarantined(tmp_path, mlflow_store):
     params = fer_csv_params(tmp_path, "keep")
     out = pipeline.preprocess(params)

@@ -261,6 +261,7 @@ def _race(store: Store, prefix: str, rounds: int) -> list[str]:
     return failures
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_sqlite(store):
     """Real processes on one SQLite store: the file lock serialises them; 0.90 wins every round.
 
@@ -269,6 +270,7 @@ def test_concurrent_registrations_sqlite(store):
     assert _race(store, "race-sqlite", RACES) == []
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_http_server(http_store):
     """Over HTTP no file lock applies: the re-check after writing must make 0.90 win every round."""
     _use_store(http_store.uri)

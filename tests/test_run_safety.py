@@ -83,6 +83,7 @@ def test_every_run_is_tagged_with_its_process(mlflow_store):
         assert abs(float(tags[START_TAG]) - me.create_time()) < 0.01
 
 
+@pytest.mark.slow
 def test_orphans_of_a_dead_process_are_failed_with_a_note_and_nothing_else_is(mlflow_store, tmp_path):
     experiment_id = configure(_tiny_tracking())
     proc, run_ids = _start_nested(tmp_path, "plain")
@@ -117,6 +118,7 @@ def test_orphans_of_a_dead_process_are_failed_with_a_note_and_nothing_else_is(ml
     mlflow.end_run()
 
 
+@pytest.mark.slow
 def test_orphan_note_keeps_an_existing_description(mlflow_store, tmp_path):
     configure(_tiny_tracking())
     proc, (parent, fold) = _start_nested(tmp_path, "plain")
@@ -128,6 +130,7 @@ def test_orphan_note_keeps_an_existing_description(mlflow_store, tmp_path):
     assert note.startswith("baseline with flips off\n\n**FAILED: its process died.**")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_ends_every_open_run_killed_with_one_line_and_exit_code(mlflow_store, tmp_path, sig, code):
     configure(_tiny_tracking())  # creates the store here, so the child prints nothing of its own

@@ -11,6 +11,7 @@ import os
 
 import mlflow
 import numpy as np
+import pytest
 
 from conftest import make_params, make_toy_dataset
 
@@ -27,6 +28,7 @@ def _files(out, names) -> dict[str, str]:
     return {name: (out / name).read_text() for name in names}
 
 
+@pytest.mark.slow
 def test_micro_loso_subjects_are_jobs_with_the_same_metrics_on_every_runner(tiny_micro, mlflow_store, tmp_path,
                                                                              monkeypatch):
     from ferops.experiments.micro import stage as micro_stage
@@ -69,6 +71,7 @@ def _domain(path, seed: int, name: str, invert: bool) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_store, tmp_path, monkeypatch):
     """The stage runs here (recording its jobs); then a source model, a diagonal and an off-diagonal cell run
     again on 2 worker processes. A whole second stage on processes would cost two pools and every training again."""
@@ -115,6 +118,7 @@ def test_transfer_jobs_give_the_same_models_and_cells_in_other_processes(mlflow_
     assert os.getpid() not in pids  # trained elsewhere, logged under the same parent
 
 
+@pytest.mark.slow
 def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tmp_path):
     from ferops.data.dataset import Dataset
     from ferops.experiments.au.stage import run_au
@@ -144,6 +148,7 @@ def test_au_folds_are_jobs_with_the_same_tables_on_every_runner(mlflow_store, tm
     assert tables["local"] == tables["processes"]
 
 
+@pytest.mark.slow
 def test_tune_workers_as_dask_tasks_share_a_journal_study_and_survive_a_killed_worker(tmp_path, mlflow_store):
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback

@@ -27,6 +27,7 @@ def _runner(kind: str, address: str | None = None, workers: int = 2) -> RunnerPa
     return RunnerParams(kind=kind, workers=workers, address=address)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["local", "processes", "dask-local", "dask-cli"])
 def test_results_come_back_in_job_order_and_a_failed_job_raises(kind, request):
     address = request.getfixturevalue("dask_cli") if kind == "dask-cli" else None
@@ -64,6 +65,7 @@ def _outputs(cv_dir: Path) -> dict[str, str]:
     return {name: (cv_dir / name).read_text() for name in ("metrics.json", "learning_curves.csv", "predictions.csv")}
 
 
+@pytest.mark.slow
 def test_cv_is_identical_on_every_runner_and_survives_a_killed_worker(mlflow_store, tmp_path, dask_cli):
     params = make_params({"cv": {"folds": 2}})
     experiment_id = configure(params.tracking)

@@ -89,6 +89,7 @@ def foreign(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_generate_onto_a_users_folder_keeps_the_file(tmp_path, foreign):
     params = params_file(tmp_path)
     before = snapshot(tmp_path)
@@ -252,6 +253,7 @@ def test_schema_takes_finite_numbers_and_a_bounded_width(tmp_path, capsys, chang
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_recognised_as_one_line(tmp_path):
     """A real TensorFlow allocation failure (a 4 TB tensor) is the kind main() turns into its one line."""
     import tensorflow as tf
@@ -363,6 +365,7 @@ def _tiny_model():
     return build_cnn(dataclasses.replace(tiny().model, width=0.0625), (48, 48, 1), 8)
 
 
+@pytest.mark.slow
 def test_a_pyfunc_folder_with_a_malicious_reduce_does_not_run_without_trust(tmp_path, capsys, monkeypatch):
     import mlflow
 
@@ -401,6 +404,7 @@ def test_a_keras_lambda_layer_is_refused_in_one_line(tmp_path, capsys, monkeypat
              "lambda.keras: cannot load the model")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "missing", "no MLmodel"])
 def test_a_damaged_model_keras_in_a_registered_version_is_one_line(tmp_path, capsys, monkeypatch, damage):
     """Issue 22: also "No such artifact: 'MLmodel'" (the version's model folder lost its MLmodel) names the model."""

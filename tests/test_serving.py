@@ -105,6 +105,7 @@ def _scores(frame: pd.DataFrame) -> np.ndarray:
     return frame.filter(regex="^(p_|au_)").to_numpy()
 
 
+@pytest.mark.slow
 def test_package_registers_the_champions_bundle_with_lineage_signature_and_example(store):
     client = MlflowClient()
     version = client.get_model_version_by_alias("fer-pipeline", "champion")
@@ -180,6 +181,7 @@ def test_raw_images_of_any_size_gray_16_bit_single_and_several_faces(store, pyfu
     assert pyfunc.predict(pipeline_input([np.full((64, 64), 90, np.uint8)], "gray")).empty  # no face: no row
 
 
+@pytest.mark.slow
 def test_pyfunc_in_a_fresh_process_matches_ferops_predict(store, tmp_path):
     face = tmp_path / "face.jpg"
     cv2.imwrite(str(face), cv2.cvtColor(still(2), cv2.COLOR_RGB2BGR))  # a scene whose face Haar finds
@@ -205,6 +207,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_rest_server_answers_base64_images(store, pyfunc, tmp_path):
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
@@ -252,6 +255,7 @@ def _tree_rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
+@pytest.mark.slow
 def test_rest_limits_and_a_bounded_load_test_on_loopback(store, tmp_path):
     """Issue 22: a 16000 x 16000 PNG (263 KB) is a 400 from its header, max_faces <= 0 is a 400, 400 bodies are
     one line that never echo the payload; 200 requests from 8 clients on 127.0.0.1: no errors, flat RSS."""

@@ -48,6 +48,7 @@ def _evaluate(model, x, y):
     return model.evaluate(eval_stream(x, y, len(x)), verbose=0, return_dict=True)
 
 
+@pytest.mark.slow
 def test_au_presence_trains_and_its_loss_ignores_unknown_entries(synth, params):
     rows = np.arange(0, len(synth), 3)
     ds = _hide_aus(synth, rows, (6, 12))  # L12/R12 stay known: they come from the per-side grades
@@ -84,6 +85,7 @@ def test_au_intensity_trains_and_its_loss_ignores_unknown_entries(synth, params)
     assert scores["mae"] == pytest.approx(np.abs(p[known] - y[known]).mean(), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_emotion_with_unknown_labels_trains_exactly_as_on_the_labelled_rows(synth, params):
     task = emotion_task(synth.classes)
     y = task.targets(synth)
@@ -141,6 +143,7 @@ def test_tasks_give_fresh_losses_and_metrics():
     assert task.loss() is not task.loss() and task.metrics()[0] is not task.metrics()[0]
 
 
+@pytest.mark.slow
 def test_au_model_saves_and_loads_with_its_masked_loss(synth, params, tmp_path):
     task = au_presence_task(AUS)
     y = task.targets(synth)

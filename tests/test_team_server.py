@@ -26,6 +26,7 @@ def team_server():
         yield server
 
 
+@pytest.mark.slow
 def test_dask_cv_logs_folds_under_one_parent_and_the_model_is_pulled_by_alias(team_server, dask_cli, toy_dataset,
                                                                               tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -63,6 +64,7 @@ def test_dask_cv_logs_folds_under_one_parent_and_the_model_is_pulled_by_alias(te
     assert model.predict(toy_dataset.images[:4].astype(np.float32), verbose=0).shape == (4, 3)
 
 
+@pytest.mark.slow
 def test_two_tune_workers_share_one_study_in_the_same_postgres(team_server, tmp_path, monkeypatch):
     import optuna
 

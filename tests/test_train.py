@@ -126,6 +126,7 @@ def test_inverse_time_decay(tiny_params, toy_dataset):
     assert float(optimizer.learning_rate) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_same_params_same_metrics_on_cpu(tiny_params, toy_dataset):
     params = replace(tiny_params, **{"train.epochs": 2})
     a = fit(params, TOY, toy_dataset.images, toy_dataset.labels, verbose=0)
@@ -136,6 +137,7 @@ def test_same_params_same_metrics_on_cpu(tiny_params, toy_dataset):
     assert c.history != a.history
 
 
+@pytest.mark.slow
 def test_a_reused_compiled_model_trains_exactly_as_a_fresh_one(tiny_params, toy_dataset):
     """Reset (weights, dropout seed states, Adam's moments and step count) then train == build then train."""
     from ferops.train.fit import COMPILED
@@ -156,6 +158,7 @@ def test_a_reused_compiled_model_trains_exactly_as_a_fresh_one(tiny_params, toy_
     assert other.model is not kept  # another architecture gets its own compiled model
 
 
+@pytest.mark.slow
 def test_class_weights_change_the_loss(tiny_params, toy_dataset):
     x, y = toy_dataset.images, toy_dataset.labels
     plain = fit(tiny_params, TOY, x, y, verbose=0)
@@ -163,6 +166,7 @@ def test_class_weights_change_the_loss(tiny_params, toy_dataset):
     assert weighted.history["loss"] != plain.history["loss"]
 
 
+@pytest.mark.slow
 def test_training_learns_an_easy_task(tiny_params, toy_dataset):
     params = replace(tiny_params, **{"train.epochs": 8, "model.width": 0.25, "train.augment.rotation_deg": 0.0})
     result = fit(params, TOY, toy_dataset.images, toy_dataset.labels, verbose=0)
@@ -183,6 +187,7 @@ def test_fit_trains_a_given_model_and_keeps_frozen_layers_frozen(tiny_params, to
     assert not np.array_equal(model.get_layer("dense").get_weights()[0], dense_before)
 
 
+@pytest.mark.slow
 def test_fit_calls_a_builder_after_seeding(tiny_params, toy_dataset):
     params = replace(tiny_params, **{"model.width": 0.0625})
     built = fit(params, TOY, toy_dataset.images, toy_dataset.labels, verbose=0)

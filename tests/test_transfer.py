@@ -38,6 +38,7 @@ def _domain(path, seed: int, name: str, invert: bool) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store, tmp_path):
     from ferops.experiments.transfer.stage import run_transfer
     from ferops.tracking.store import configure
@@ -95,6 +96,7 @@ def test_subject_subsets_are_nested_and_grouped():
     assert all(len(r) == 3 * len(people[f]) for f, r in subsets.items())  # whole subjects only
 
 
+@pytest.mark.slow
 def test_cross_task_learning_curve_from_an_emotion_model(mlflow_store, tmp_path):
     from ferops.data.domains import render_domain
     from ferops.experiments.cross_task.stage import MODES, run_cross_task

@@ -49,6 +49,7 @@ def test_disabled_writes_an_empty_overlay(tmp_path, tiny_params):
     assert fold_params(tiny_params, {}, 0) is tiny_params
 
 
+@pytest.mark.slow
 def test_no_trial_sees_an_outer_test_subject(tmp_path, mlflow_store, monkeypatch):
     params, changes = _setup(tmp_path, {"tune": {"storage": f"sqlite:///{tmp_path / 'optuna.db'}"}})
     dataset, y, folds = emotion_folds(make_toy_dataset(n=96, n_subjects=12), params)
@@ -111,6 +112,7 @@ def tune_killing_one_trial(params, changes, storage_url: str, out_dir) -> tuple[
     return result, killed
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_study_prune_and_survive_a_killed_worker(tmp_path, mlflow_store):
     journal = f"journal:{tmp_path / 'optuna.journal'}"
     # params.yaml's recipe (lr 0.01) learns the toy bars; the enqueued lr 1e-9 trials cannot, so the

@@ -32,6 +32,7 @@ from infra import ui_screenshot
 from conftest import make_params
 
 
+@pytest.mark.slow
 def test_new_experiment_is_marked_model_training(mlflow_store):
     experiment_id = configure(make_params().tracking)
     assert mlflow.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
@@ -43,6 +44,7 @@ def test_new_experiment_is_marked_model_training(mlflow_store):
     ("no_inferred_type", EXPERIMENT_KIND),
     ("genai_development", "genai_development"),                 # someone chose it: kept
 ])
+@pytest.mark.slow
 def test_existing_experiment_gets_the_kind_unless_someone_chose_one(mlflow_store, before, after):
     params = make_params().tracking
     mlflow.create_experiment(params.experiment, tags={EXPERIMENT_KIND_TAG: before} if before else None)
