@@ -167,8 +167,10 @@ def cmd_au(args) -> None:
     for mode in ("all_at_once", "one_vs_all"):
         if mode in result:
             m = result[mode]
-            print(f"AU {mode}: mean F1 {m['f1_mean']:.4f} over {m['n_aus']} AUs (always-absent 0), "
-                  f"accuracy {m['accuracy_mean']:.4f} vs always-absent {m['always_absent_accuracy_mean']:.4f}")
+            print(f"AU {mode}: mean F1 {m['f1_mean']:.4f} over {m['n_aus']} AUs (always-present "
+                  f"{m['always_present_f1_mean']:.4f}; at threshold 0.5 {m['f1_at_half_mean']:.4f}), AUROC mean "
+                  f"{m['auroc_mean']:.4f} min {m['auroc_min']:.4f}; accuracy {m['accuracy_mean']:.4f} vs "
+                  f"always-absent {m['always_absent_accuracy_mean']:.4f}")
     if "intensity" in result:
         m = result["intensity"]
         print(f"AU intensity: MSE {m['mse_mean']:.4f}, ICC(3,1) {m['icc_mean']:.4f}")

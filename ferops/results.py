@@ -26,8 +26,10 @@ def _cv(m: dict) -> str:
 
 
 def _au(m: dict) -> str:
-    parts = [f"{mode.replace('_', ' ')} mean F1 {m[mode]['f1_mean']:.3f} (always-absent 0), accuracy "
-             f"{m[mode]['accuracy_mean']:.3f} vs always-absent {m[mode]['always_absent_accuracy_mean']:.3f}"
+    parts = [f"{mode.replace('_', ' ')} mean F1 {m[mode]['f1_mean']:.3f} (always-present "
+             f"{m[mode].get('always_present_f1_mean', float('nan')):.3f}), AUROC mean {m[mode]['auroc_mean']:.3f} "
+             f"min {m[mode].get('auroc_min', float('nan')):.3f}, accuracy {m[mode]['accuracy_mean']:.3f} vs "
+             f"always-absent {m[mode]['always_absent_accuracy_mean']:.3f}"
              for mode in ("all_at_once", "one_vs_all") if mode in m]
     i = m["intensity"]
     return "AU detection: " + "; ".join(parts) + f"; intensity MSE {i['mse_mean']:.3f}, ICC(3,1) {i['icc_mean']:.3f}"

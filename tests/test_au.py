@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from ferops.data.domains import render_domain
 from ferops.data.synthfacs_dataset import synthfacs_dataset
-from ferops.experiments.au.metrics import icc_3_1, intensity_table, presence_table
+from ferops.experiments.au.metrics import choose_thresholds, icc_3_1, intensity_table, presence_table
 
 from conftest import make_params
 
@@ -34,6 +34,24 @@ def test_presence_table_matches_sklearn_and_masks_unknown_labels():
         assert row["auroc"] == pytest.approx(roc_auc_score(t, s))
         assert row["always_absent_accuracy"] == pytest.approx(1 - t.mean())
     assert table.iloc[1]["n_known"] == 200 - len(range(0, 200, 7))
+
+
+def test_thresholds_are_the_validation_f1_optimum_and_apply_per_row():
+    rng = np.random.default_rng(1)
+    truth = (rng.random((300, 2)) < 0.3).astype(np.float32)
+    prob = np.clip(0.2 * truth + 0.25 * rng.random((300, 2)), 0, 1)  # ranks well, all below 0.5
+    cut = choose_thresholds(truth, prob)
+    for k in range(2):
+        best = max(f1_score(truth[:, k], prob[:, k] >= c) for c in np.unique(prob[:, k]))
+        assert f1_score(truth[:, k], prob[:, k] >= cut[k]) == pytest.approx(best)
+        assert cut[k] < 0.5
+    table = presence_table(truth, prob, ["AU1", "AU2"], cut)
+    assert (table["f1"] > 0.8).all() and (table["f1_at_half"] == 0).all()
+    assert list(choose_thresholds(np.zeros((5, 1)), np.ones((5, 1)))) == [0.5]  # no positive: keep 0.5
+    per_row = np.where(np.arange(300)[:, None] < 150, cut, 0.99)  # two folds, two thresholds
+    halves = presence_table(truth, prob, ["AU1", "AU2"], per_row)
+    assert halves["f1"].iloc[0] == pytest.approx(f1_score(truth[:, 0], np.where(np.arange(300) < 150,
+                                                                                  prob[:, 0] >= cut[0], False)))
 
 
 def test_icc_3_1_reproduces_shrout_and_fleiss():
@@ -148,3 +166,37 @@ def test_one_vs_all_gives_each_au_its_own_nested_run_and_masks_unknowns(mlflow_s
     assert all(r.data.tags["mlflow.parentRunId"] == result["run_id"] for r in runs)
     table = __import__("pandas").read_csv(tmp_path / "out" / "presence.csv")
     assert table.set_index("au").loc["AU2", "n_known"] == 60 - 6
+
+
+@pytest.mark.slow
+def test_au_thresholds_are_chosen_on_training_subjects_only(mlflow_store, tmp_path, monkeypatch):
+    """A spy on the threshold choice: every row it sees is a validation row of a fold's training subjects."""
+    from ferops.experiments.au import stage
+    from ferops.tracking.store import configure
+
+    params = make_params({"domains": {"au": {"n": 120, "out": str(tmp_path / "au")}},
+                          "au": {"data": str(tmp_path / "au"), "folds": 2, "epochs": 1, "width": 0.125,
+                                 "refit": False}})
+    render_domain(params.domains["au"], params.seed, "au")
+    configure(params.tracking)
+    seen, jobs = [], []
+    real_fold, real_thresholds = stage.run_au_fold, stage.decision_thresholds
+
+    def spy_fold(job):
+        jobs.append(job)
+        return real_fold(job)
+
+    def spy_thresholds(model, images, targets, rows):
+        seen.append((jobs[-1], np.asarray(rows)))
+        return real_thresholds(model, images, targets, rows)
+
+    monkeypatch.setattr(stage, "run_au_fold", spy_fold)
+    monkeypatch.setattr(stage, "decision_thresholds", spy_thresholds)
+    result = stage.run_au(params, out_dir=tmp_path / "out")
+    subjects = stage.Dataset.load(params.au.data).subjects
+    assert len(seen) == params.au.folds  # once per presence fold; intensity has no threshold
+    for job, rows in seen:
+        assert set(rows) == set(job.val_rows) and not set(rows) & set(job.test_rows)
+        assert not set(subjects[rows]) & set(subjects[job.test_rows])
+    table = json.loads((tmp_path / "out" / "run.json").read_text())["thresholds"]
+    assert set(table) == set(result["labels"])

@@ -55,7 +55,8 @@ def test_micro_end_to_end(tiny_micro, mlflow_store, tmp_path):
                                   output_format="list")
     kinds = sorted(r.data.tags["ferops.kind"] for r in children)
     assert kinds == ["micro-fold"] * N_SUBJECTS + ["micro-refit"]
-    registry = record["registry"]
+    registry = json.loads((out / "registry.json").read_text())  # the one record of it; run.json has no copy
+    assert "registry" not in record and registry == result["registry"]
     assert registry["model"] == "fer-micro" and registry["version"] == "1" and registry["champion"]
     version = mlflow.MlflowClient().get_model_version("fer-micro", registry["version"])
     assert version.tags["key.protocol"] == "loso" and version.tags["key.task"] == "micro_emotion"

@@ -7,7 +7,8 @@ Intensity, always: the same network regressing 0..5 per AU (5 x sigmoid head).
 The L1 + L2 activity penalty on the output layer is the paper's sparsity prior.
 
 Every test fold is scored once, after training on the other folds' subjects;
-`fit` validates on an inner split of those training subjects only. Unknown
+`fit` validates on an inner split of those training subjects only, and each AU's
+decision threshold is the one with the best F1 on that split. Unknown
 labels are masked out of the loss and the metrics (ferops.train.masked). The
 all-at-once presence model is then refit on every subject and registered as
 `au.model_name` (fer-au), its CV mean F1 the evidence.
@@ -31,6 +32,7 @@ from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.experiments.au.metrics import (
     INTENSITY_DEFINITIONS,
     PRESENCE_DEFINITIONS,
+    choose_thresholds,
     intensity_table,
     presence_table,
     summarise,
@@ -102,24 +104,37 @@ class AuFoldResult:
     fold: int
     run_id: str
     pred: np.ndarray  # the test fold's outputs (N_test x K)
+    thresholds: np.ndarray | None  # presence: each AU's threshold, chosen on the fold's validation rows (K,)
+
+
+def decision_thresholds(model: keras.Model, images: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Each AU's F1-best threshold on `rows`: the fold's inner validation rows (training subjects), never its test."""
+    return choose_thresholds(targets[rows], predict_proba(model, images[rows]))
 
 
 def run_au_fold(job: AuFoldJob) -> AuFoldResult:
     """The test fold's outputs, from a model trained on the other folds' subjects; the test fold scored once after."""
     task, i, x, y = job.task, job.fold, job.images, job.targets
-    tags = {"ferops.kind": "cv-fold", "cv.fold": str(i), "ferops.task": task.name}
+    tags = {"ferops.kind": "au-fold", "cv.fold": str(i), "ferops.task": task.name}
     with child_run(job.target, job.run_name, tags) as run:
         mlflow.log_params({"fold": i, "n_fit": len(job.fit_rows), "n_validation": len(job.val_rows),
                            "n_test": len(job.test_rows), "labels": ",".join(task.labels)})
         result = fit(job.params, task, x[job.fit_rows], y[job.fit_rows], x[job.val_rows], y[job.val_rows],
                      callbacks=[EpochLogger(run.info.run_id)], seed_offset=i, augment=job.params.au.augment,
                      reuse=True)  # one compiled model per AU head kind, reset for every fold
+        thresholds = (decision_thresholds(result.model, x, y, job.val_rows) if task.name == "au_presence"
+                      and len(job.val_rows) else None)
+        if thresholds is not None:
+            mlflow.log_dict({"labels": list(task.labels), "thresholds": thresholds.round(4).tolist()},
+                            "thresholds.json")
         pred = predict_proba(result.model, x[job.test_rows])
-    return AuFoldResult(i, run.info.run_id, pred)
+    return AuFoldResult(i, run.info.run_id, pred, thresholds)
 
 
-def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray, name: str) -> np.ndarray:
-    """Out-of-fold predictions of `task` (N x K): each fold a job on params.runner's runner, its own nested run."""
+def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray,
+                 name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of `task` (N x K) and each row's decision thresholds (N x K, 0.5 for intensity):
+    each fold a job on params.runner's runner, its own nested run."""
     x, y, subjects = dataset.images, task.targets(dataset), dataset.subjects
     target = current_target()
     jobs = []
@@ -129,9 +144,12 @@ def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray
         jobs.append(AuFoldJob(i, name, params, task, x, y, fit_rows, val_rows, np.flatnonzero(folds == i), target))
     results = out_of_fold(f"au {name}", jobs, run_au_fold, mapper_for(params.runner), target)
     oof = np.full(y.shape, np.nan, np.float32)
+    cut = np.full(y.shape, 0.5)
     for job, result in zip(jobs, results):
         oof[job.test_rows] = result.pred
-    return oof
+        if result.thresholds is not None:
+            cut[job.test_rows] = result.thresholds
+    return oof, cut
 
 
 def _log_table(table: pd.DataFrame, out: Path, artifact: str) -> None:
@@ -165,13 +183,17 @@ def plot_presence(tables: dict[str, pd.DataFrame], path: Path, title: str) -> Pa
 def _presence_summary(table: pd.DataFrame) -> dict:
     out = summarise(table, PRESENCE_DEFINITIONS)
     out["always_absent_f1_mean"] = 0.0  # "absent" for everything finds no positive
+    out["auroc_min"] = float(np.nanmin(table["auroc"])) if table["auroc"].notna().any() else float("nan")
     out["n_aus"] = int(len(table))
     return out
 
 
 def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id: str, score: float,
-                        data_hash: str, protocol: str) -> Registration:
-    """All-at-once presence model on every subject, logged under the AU run and registered on its CV F1."""
+                        data_hash: str, protocol: str, thresholds: dict[str, float]) -> Registration:
+    """All-at-once presence model on every subject, logged under the AU run and registered on its CV F1.
+
+    Its metadata carries each AU's decision threshold (the mean over the CV folds' validation-chosen ones).
+    """
     with mlflow.start_run(run_name="au-final", nested=True) as run:
         mlflow.set_tags({"ferops.kind": "cv-refit", "ferops.task": task.name, "ferops.cv_run_id": parent_id})
         result = fit(params, task, dataset.images, task.targets(dataset), callbacks=[EpochLogger(run.info.run_id)],
@@ -181,7 +203,7 @@ def _refit_and_register(params: Params, task: Task, dataset: Dataset, parent_id:
         result.model.compile(loss="binary_crossentropy")
         info = log_keras_model(result.model, dataset.images[:4], name=params.au.model_name,
                                metadata={"labels": list(task.labels), "task": task.name, "dataset": dataset.name,
-                                         "cv_run_id": parent_id})
+                                         "cv_run_id": parent_id, "thresholds": thresholds})
         mlflow.log_metrics({"cv_au_f1_mean": score}, model_id=info.model_id)
     keras.backend.clear_session()
     key = ComparabilityKey(task=task.name, dataset=dataset.name, data_hash=data_hash, protocol=protocol,
@@ -219,16 +241,17 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
         if "all_at_once" in au.modes:
             with mlflow.start_run(run_name="all-at-once", nested=True):
                 mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "all_at_once"})
-                oof = _out_of_fold(p, presence, dataset, folds, "au-all")
-            tables["all_at_once"] = presence_table(y, oof, labels)
+                oof, cut = _out_of_fold(p, presence, dataset, folds, "au-all")
+            tables["all_at_once"] = presence_table(y, oof, labels, cut)
+            metrics["thresholds"] = {label: round(float(np.mean(cut[:, k])), 4) for k, label in enumerate(labels)}
         if "one_vs_all" in au.modes:
             columns = []
             for label in (lab for lab in labels if lab.startswith("AU")):  # either side: a flip keeps it
                 with mlflow.start_run(run_name=f"one-vs-all-{label}", nested=True):
                     mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "one_vs_all", "au.label": label})
                     task = au_presence_task([label], au.sparsity.l1, au.sparsity.l2)
-                    oof = _out_of_fold(p, task, dataset, folds, f"au-{label}")
-                    table = presence_table(task.targets(dataset), oof, [label])
+                    oof, cut = _out_of_fold(p, task, dataset, folds, f"au-{label}")
+                    table = presence_table(task.targets(dataset), oof, [label], cut)
                     mlflow.log_metrics({"f1": table["f1"][0], "accuracy": table["accuracy"][0]})
                     columns.append(table)
             tables["one_vs_all"] = pd.concat(columns, ignore_index=True)
@@ -241,7 +264,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
         task = au_intensity_task(labels, au.sparsity.l1, au.sparsity.l2)
         with mlflow.start_run(run_name="intensity", nested=True):
             mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "intensity"})
-            oof = _out_of_fold(p, task, dataset, folds, "au-intensity")
+            oof, _ = _out_of_fold(p, task, dataset, folds, "au-intensity")
         table = intensity_table(task.targets(dataset), oof, labels)
         metrics["intensity"] = summarise(table, INTENSITY_DEFINITIONS)
         _log_table(table, out_dir / "intensity.csv", "intensity")
@@ -252,19 +275,20 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
                                       "only the all_at_once model is registered, and au.modes lacks it")
         if au.refit and "all_at_once" in au.modes:
             registration = _refit_and_register(p, presence, dataset, parent.info.run_id,
-                                               metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject")
+                                               metrics["all_at_once"]["f1_mean"], lineage["dvc.data"], "subject",
+                                               metrics["thresholds"])
         registry = registration.as_dict()
         headline = ", ".join(f"{mode.replace('_', '-')} presence F1 = {sig4(metrics[mode]['f1_mean'])}"
                              for mode in tables)
         describe(note(f"{headline} over {metrics[next(iter(tables))]['n_aus']} AUs" if tables else "AU intensity only",
                       f"{au.folds}-fold CV, {protocol}", f"`{dataset.name}`, {len(dataset)} images, DVC hash "
                       f"`{lineage['dvc.data']}`", (registry_line(registry),)))
-    record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"], "registry": registry}
+    record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"]}
     numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", "intensity", "n_images")}
     write_json(numbers, out_dir / "metrics.json")
-    write_registration(registration, out_dir / "registry.json")
+    write_registration(registration, out_dir / "registry.json")  # the registration's one record
     write_json({**record, **{k: v for k, v in metrics.items() if k not in numbers}}, out_dir / "run.json")
-    return {**metrics, **record}
+    return {**metrics, **record, "registry": registry}
 
 
 __all__ = ["choose_aus", "experiment_params", "plot_presence", "run_au"]

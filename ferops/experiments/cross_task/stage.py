@@ -7,7 +7,8 @@ training subjects (params cross_task.fractions), three ways at each size:
 - scratch: the paper CNN trained on AUs alone;
 - frozen: the emotion model's conv layers kept, dense layer and AU head trained;
 - fine_tuned: the whole emotion network trained further on AUs (new head, lower rate).
-All three are scored on the same held-out AU subjects (mean F1 over AUs), who
+All three are scored on the same held-out AU subjects (mean F1 over AUs, each
+AU's threshold chosen on the cell's inner validation subjects), who
 are also absent from the emotion model's training data: the AU set is a
 separate SynthFACS domain with its own identities.
 """
@@ -28,7 +29,7 @@ from ferops.data.dataset import Dataset
 from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.experiments.au.metrics import presence_table
-from ferops.experiments.au.stage import choose_aus
+from ferops.experiments.au.stage import choose_aus, decision_thresholds
 from ferops.models.cnn import CONV_LAYERS, replace_head
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
@@ -109,7 +110,9 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
                 result = fit(recipe, task, dataset.images[fit_rows], y[fit_rows], dataset.images[val_rows],
                              y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=step,
                              augment=au.augment)
-                table = presence_table(y[test_rows], predict_proba(result.model, dataset.images[test_rows]), labels)
+                cut = decision_thresholds(result.model, dataset.images, y, val_rows)  # training subjects only
+                table = presence_table(y[test_rows], predict_proba(result.model, dataset.images[test_rows]), labels,
+                                       cut)
                 f1 = float(table["f1"].mean())
                 mlflow.log_metrics({"f1_mean": f1, "auroc_mean": float(np.nanmean(table["auroc"]))})
             rows_out.append({"mode": mode, "fraction": fraction, "n_subjects": n_subjects, "n_images": len(rows),
@@ -126,7 +129,8 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items()})
     write_json(metrics, out_dir / "metrics.json")
     write_json({"run_id": parent.info.run_id, "labels": list(labels), "n_test": int(len(test_rows)),
-                "definitions": {"f1": "mean over AUs of F1 on held-out AU subjects (threshold 0.5)"}},
+                "definitions": {"f1": "mean over AUs of F1 on held-out AU subjects, each AU at the threshold with "
+                                      "the best F1 on the cell's inner validation subjects"}},
                out_dir / "run.json")
     return {"metrics": metrics, "run_id": parent.info.run_id, "curve": curve}
 

@@ -96,20 +96,19 @@ def micro(params: Params, out_dir: Path = OUT_DIR, data: MicroData | None = None
             record.update({"run_id": parent.info.run_id, "protocol": PROTOCOL, "n_folds": len(folds)})
             registration = (register_final(params, trainer_for(setup), data, metrics, parent.info.run_id)
                             if mp.register else not_registered("micro.register is false"))
-            record["registry"] = registration.as_dict()
             describe(note(", ".join(f"{MODELS[m]} UF1 {sig4(metrics[m]['5class']['uf1'])}, "
                                     f"UAR {sig4(metrics[m]['5class']['uar'])}" for m in ("cnn_lstm", "lbp_top")),
                           f"{PROTOCOL}, {len(folds)} folds; UF1/UAR pooled over all folds (5 classes; 3-class "
                           f"composite in the metrics)", f"`{data.name}`, {len(y)} clips, DVC hash `{data.data_hash}`",
-                          (registry_line(record["registry"]),)))
+                          (registry_line(registration.as_dict()),)))
         finally:
             release()
         record["wall_s"] = round(time.perf_counter() - started, 1)
         write_json(metrics, Path(out_dir) / "metrics.json")
-        write_registration(registration, Path(out_dir) / "registry.json")
+        write_registration(registration, Path(out_dir) / "registry.json")  # the registration's one record
         write_json(record, Path(out_dir) / "run.json")
         mlflow.log_artifacts(str(out_dir), artifact_path="micro")
-    return {"metrics": metrics, **record}
+    return {"metrics": metrics, **record, "registry": registration.as_dict()}
 
 
 def _log_parent(params: Params, data: MicroData, n_folds: int) -> None:

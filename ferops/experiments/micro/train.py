@@ -153,7 +153,7 @@ class CnnLstm:
         with dtype_policy(resolve_precision(params.train.precision)):  # as fit builds its models
             cnn = frame_cnn(params, pretrained, len(frame_classes), tuple(clips.images.shape[2:]))
             self.model = build_sequence_model(cnn, len(clips.classes), clips.images.shape[1], mp.lstm.units,
-                                              mp.lstm.dropout, mp.lstm.recurrent_dropout)
+                                              mp.lstm.dropout, mp.lstm.recurrent_dropout, inputs=mp.lstm.inputs)
         self.cnn = Resettable(cnn, _cnn_params(params, mp.cnn.epochs), emotion_task(frame_classes))
         self.features = feature_extractor(cnn)
         self.head = Resettable(lstm_head(self.model), params, emotion_task(clips.classes))
