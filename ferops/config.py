@@ -156,6 +156,7 @@ class TransferParams:
     epochs: int = rule(ge=1)
     width: float = rule(gt=0.0, le=MAX_WIDTH)
     finetune_lr_scale: float = rule(gt=0.0, le=1.0)  # fine-tuning learning rate = train.learning_rate x this
+    fractions: tuple[float, ...] = rule(gt=0.0, le=1.0, ascending=True)  # curve: shares of a fold's training subjects
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class MicroLSTMParams:
     units: int = rule(ge=1)
     dropout: float = rule(ge=0.0, lt=1.0)
     recurrent_dropout: float = rule(ge=0.0, lt=1.0)
+    inputs: Literal["features", "change", "both"]  # per step: frame features, their change since the first frame, both
     epochs: int = rule(ge=1)  # backbone frozen
     finetune_epochs: int = rule(ge=0)  # then the backbone trainable too; 0 = skip
 
