@@ -1,5 +1,5 @@
 """Transfer: the zero-shot class mapping, a two-domain case with a known answer (an inverted copy of a
-domain: zero-shot collapses, fine-tuning recovers), and the cross-task learning curve."""
+domain: zero-shot collapses, fine-tuning recovers) with its learning curve, and the cross-task learning curve."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from ferops.data.dataset import Dataset
@@ -39,14 +40,31 @@ def _domain(path, seed: int, name: str, invert: bool) -> str:
 
 
 @pytest.mark.slow
-def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store, tmp_path):
+def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store, tmp_path, monkeypatch):
+    from ferops.experiments.transfer import jobs
     from ferops.experiments.transfer.stage import run_transfer
     from ferops.tracking.store import configure
 
+    # What every fold of every job really trained on: (job, fold, rows) and each inner split (rows, fit, validation).
+    trained, splits = [], []
+    fold_model, inner_split = jobs._fold_model, jobs.inner_split
+
+    def recording_fold_model(job, train, fold):
+        trained.append((job, fold, np.array(train)))
+        return fold_model(job, train, fold)
+
+    def recording_inner_split(rows, subjects, fraction, seed):
+        fit_rows, val_rows = inner_split(rows, subjects, fraction, seed)
+        splits.append((np.array(rows), fit_rows, val_rows))
+        return fit_rows, val_rows
+
+    monkeypatch.setattr(jobs, "_fold_model", recording_fold_model)
+    monkeypatch.setattr(jobs, "inner_split", recording_inner_split)
     a = _domain(tmp_path / "a", 0, "upright", invert=False)
     b = _domain(tmp_path / "b", 1, "inverted", invert=True)
+    fractions = [0.4, 0.8]  # of ~4-5 training subjects per fold: 2 and 3-4 people (10% and 25% would both be 2)
     params = make_params({"transfer": {"datasets": [a, b], "folds": 2, "epochs": 4, "width": 0.125,
-                                       "finetune_lr_scale": 1.0}})
+                                       "finetune_lr_scale": 1.0, "fractions": fractions}})
     configure(params.tracking)
     result = run_transfer(params, out_dir=tmp_path / "out")
     m = result["metrics"]
@@ -75,6 +93,47 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["run_id"] == result["run_id"] and not (tmp_path / "out" / ".models").exists()
 
+    # The learning curve: per target and share, scratch and the other domain fine-tuned, pooled over the folds.
+    curve = pd.read_csv(tmp_path / "out" / "learning_curve.csv")
+    assert len(curve) == 2 * len(fractions) * 2
+    assert list(curve[["target", "source", "fraction"]].itertuples(index=False, name=None)) == [
+        (dst, src, f) for dst, other in (("upright", "inverted"), ("inverted", "upright"))  # in transfer.datasets order
+        for f in fractions for src in ("scratch", other)]
+    assert set(curve["mode"]) == {"scratch", "fine_tuned"} and curve["accuracy"].between(0, 1).all()
+    assert (curve.groupby(["target", "fraction"])["n_subjects"].nunique() == 1).all()  # same people, every source
+    data = {name: Dataset.load(path) for name, path in (("upright", a), ("inverted", b))}
+    people: dict = {}
+    for job, fold, rows in trained:
+        if job.fraction is None:
+            continue
+        subjects, test = data[job.data.name].subjects, job.data.folds == fold  # the fold this job scores
+        assert not set(subjects[rows]) & set(subjects[test]), job.run_name  # no scored person is trained on
+        assert not test[rows].any() and len(set(subjects[rows])) >= 2
+        fit_rows, val_rows = next((f, v) for r, f, v in splits if np.array_equal(r, rows))  # fit saw these rows
+        assert set(fit_rows) | set(val_rows) == set(rows) and len(val_rows) > 0
+        chosen = frozenset(subjects[rows])
+        assert people.setdefault((job.data.name, fold, job.fraction), chosen) == chosen  # scratch = fine-tuned
+    assert len(people) == 2 * 2 * len(fractions)
+    for name in data:
+        for fold in (0, 1):
+            small, large = people[(name, fold, fractions[0])], people[(name, fold, fractions[1])]
+            assert small < large  # nested, and the larger share has more people
+    for row in curve.itertuples():
+        counts = [len(people[(row.target, f, row.fraction)]) for f in (0, 1)]
+        assert row.n_subjects == np.mean(counts) and row.fold_subjects == " ".join(map(str, counts))
+
+    assert set(m["curve"]) == {f"{mode}@{f:g}" for mode in ("scratch", "fine_tuned") for f in fractions}
+    assert m["curve"]["scratch@0.4"] == pytest.approx(curve.query("mode == 'scratch' and fraction == 0.4")[
+        "accuracy"].mean())
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["curve"] == m["curve"]
+    assert parent.data.metrics["curve_fine_tuned_at_0.8"] == pytest.approx(m["curve"]["fine_tuned@0.8"])
+    artifacts = {f.path for f in mlflow.MlflowClient().list_artifacts(result["run_id"], "transfer")}
+    assert {"transfer/learning_curve.json", "transfer/learning_curve.png"} <= artifacts
+    assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
+    points = mlflow.search_runs(filter_string="tags.`ferops.kind` = 'transfer-curve'", output_format="list")
+    assert sorted(r.data.tags["transfer.fraction"] for r in points) == sorted(["0.4", "0.8"] * 4)
+    assert all(r.data.tags["mlflow.parentRunId"] == result["run_id"] and r.info.status == "FINISHED" for r in points)
+
 
 def test_transfer_needs_two_datasets(mlflow_store, tmp_path):
     from ferops.experiments.transfer.stage import run_transfer
@@ -82,6 +141,39 @@ def test_transfer_needs_two_datasets(mlflow_store, tmp_path):
     a = _domain(tmp_path / "a", 0, "upright", invert=False)
     with pytest.raises(FeropsError, match="at least 2 datasets"):
         run_transfer(make_params({"transfer": {"datasets": [a]}}), out_dir=tmp_path / "out")
+
+
+def test_transfer_curve_shares_are_each_given_once(mlflow_store, tmp_path):
+    from ferops.experiments.transfer.stage import run_transfer
+
+    paths = [_domain(tmp_path / "a", 0, "upright", invert=False), _domain(tmp_path / "b", 1, "inverted", invert=True)]
+    with pytest.raises(FeropsError, match="transfer.fractions: each share once"):
+        run_transfer(make_params({"transfer": {"datasets": paths, "fractions": [0.5, 0.5]}}), out_dir=tmp_path / "out")
+
+
+def test_transfer_curve_subsets_are_nested_whole_subjects_of_the_training_rows():
+    from ferops.experiments.transfer.jobs import subject_subset
+
+    subjects = np.repeat([f"S{i:02d}" for i in range(30)], 2)
+    rows = np.flatnonzero(np.arange(60) % 3 != 0)  # a fold's training rows: not every row
+    small, large = (subject_subset(subjects, rows, f, (42, 1)) for f in (0.1, 0.25))
+    people = [set(subjects[r]) for r in (small, large)]
+    assert set(small) <= set(rows) and set(large) <= set(rows)
+    assert len(people[0]) == 3 and len(people[1]) == 8 and people[0] < people[1]  # 10% of 30, 25% of 30
+    assert all(set(r) == set(rows[np.isin(subjects[rows], list(p))]) for r, p in zip((small, large), people))
+    assert len(set(subjects[subject_subset(subjects, rows, 0.01, 0)])) == 2  # at least 2 people
+    np.testing.assert_array_equal(small, subject_subset(subjects, rows, 0.1, (42, 1)))  # seeded
+
+
+def test_the_curve_figure_draws_a_panel_per_target_and_says_when_it_is_off(tmp_path):
+    from ferops.experiments.transfer.stage import CURVE_COLUMNS, plot_curve
+
+    curve = pd.DataFrame([{"target": t, "source": s, "mode": "scratch" if s == "scratch" else "fine_tuned",
+                           "fraction": f, "accuracy": 0.5} for t in ("a", "b") for f in (0.1, 0.25)
+                          for s in ("scratch", "b" if t == "a" else "a")])
+    full = pd.DataFrame([{"train": "b", "test": "a", "mode": "fine_tuned", "accuracy": 0.7}])
+    assert plot_curve(curve, full, tmp_path / "curve.png").stat().st_size > 0
+    assert plot_curve(pd.DataFrame(columns=CURVE_COLUMNS), full, tmp_path / "off.png").stat().st_size > 0
 
 
 def test_subject_subsets_are_nested_and_grouped():

@@ -4,7 +4,10 @@ Two kinds of job, in two waves (the off-diagonal cells need the source models):
 - SourceJob: the emotion CNN trained on all of dataset A, returned as .keras
   bytes, so a cell on another machine gets its source model in the job itself;
 - CellJob: one (train A, test B, mode) cell, pooled over B's folds; a fold
-  that trains opens a nested `fold-k` run under the cell's run.
+  that trains opens a nested `fold-k` run under the cell's run. A learning-curve
+  point is the same job with a `fraction`: each fold trains on that share of
+  the fold's training subjects (scratch: mode `within`; or fine-tuned from A)
+  and is scored on the same untouched test fold.
 
 A job carries its dataset's arrays (images, targets, subjects, folds), not a
 path, and seeds everything it builds from (seed, fold): loading the source model
@@ -68,10 +71,19 @@ class CellJob:
     tags: dict[str, str]
     target: RunTarget
     model: bytes | None  # the source model (.keras bytes); None on the diagonal
+    fraction: float | None = None  # learning curve: share of each fold's training subjects; None = all of them
 
     @property
     def run_name(self) -> str:
-        return f"{self.source}->{self.data.name} {self.mode}"
+        name = f"{self.source}->{self.data.name} {self.mode}"
+        return name if self.fraction is None else f"{name} @{self.fraction:g}"
+
+    def train_rows(self, fold: int) -> np.ndarray:
+        """The rows fold `fold` trains on: B's other folds, or the curve's nested share of their subjects."""
+        rows = np.flatnonzero(self.data.folds != fold)
+        if self.fraction is None:
+            return rows
+        return subject_subset(self.data.subjects, rows, self.fraction, (self.params.seed, fold))
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,18 @@ class SourceResult:
 class CellResult:
     run_id: str
     metrics: dict  # accuracy, fold_accuracy, n_scored, excluded_classes
+
+
+def subject_subset(subjects: np.ndarray, rows: np.ndarray, fraction: float, seed) -> np.ndarray:
+    """Whole subjects of `rows`: the first max(2, round(fraction x n)) of them in an order drawn from `seed`.
+
+    One order per seed, so for one fold the 10% set is inside the 25% set, and the scratch and every
+    fine-tuned point of a fraction train on the same people.
+    """
+    people = np.unique(subjects[rows])
+    order = np.random.default_rng(seed).permutation(people)
+    n = min(len(people), max(2, int(round(fraction * len(people)))))
+    return rows[np.isin(subjects[rows], order[:n])]
 
 
 def source_run_name(name: str) -> str:
@@ -171,7 +195,7 @@ class CellFoldResult:
 
 
 def cell_metrics(job: CellJob) -> dict:
-    """Pooled accuracy of one (train A, test B, mode) cell over all of B's folds."""
+    """Pooled accuracy of one (train A, test B, mode) cell, or curve point, over all of B's folds."""
     d = job.data
     pred, scorable, excluded = np.full(len(d.y), -1), np.ones(len(d.y), bool), []
     n_folds = int(d.folds.max()) + 1
@@ -179,7 +203,7 @@ def cell_metrics(job: CellJob) -> dict:
         probs = predict_proba(load_model_bytes(job.model), d.images)
         scorable, pred, excluded = zero_shot_predictions(probs, job.source_classes, d.classes, d.y)
     else:
-        folds = [CellFold(f, np.flatnonzero(d.folds != f), np.flatnonzero(d.folds == f)) for f in range(n_folds)]
+        folds = [CellFold(f, job.train_rows(f), np.flatnonzero(d.folds == f)) for f in range(n_folds)]
         target = current_target()  # the cell's run
 
         def train_fold(fold: CellFold) -> CellFoldResult:
