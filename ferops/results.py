@@ -38,7 +38,12 @@ def _au(m: dict) -> str:
 def _transfer(m: dict) -> str:
     modes = ", ".join(f"{mode.replace('_', ' ')} {m[mode]['off_diagonal_mean']:.3f}"
                       for mode in ("zero_shot", "frozen", "fine_tuned"))
-    return f"transfer: within-dataset accuracy {m['within_mean']:.3f}; off-diagonal means {modes}"
+    curve = m.get("curve") or {}
+    shares = sorted({key.split("@")[1] for key in curve}, key=float)
+    points = "; ".join(f"{float(share):.0%}: scratch {curve[f'scratch@{share}']:.3f}, fine tuned from another domain "
+                       f"{curve[f'fine_tuned@{share}']:.3f}" for share in shares)
+    return (f"transfer: within-dataset accuracy {m['within_mean']:.3f}; off-diagonal means {modes}"
+            + (f"; learning curve (share of the target's training subjects) {points}" if points else ""))
 
 
 def _cross_task(m: dict) -> str:

@@ -32,3 +32,20 @@ def test_registrations_are_read_back_in_one_shape(tmp_path):
         "au: models:/fer-au/3 champion, cv_au_f1_mean 0.6123 (first comparable model)",
         "micro: nothing registered (micro.register is false)"]
     assert read_registration(tmp_path / "nowhere.json") is None
+
+
+def test_au_and_transfer_lines_carry_their_baselines_and_the_curve(tmp_path):
+    (tmp_path / "outputs/au").mkdir(parents=True)
+    presence = {"f1_mean": 0.64, "always_present_f1_mean": 0.435, "auroc_mean": 0.782, "auroc_min": 0.517,
+                "accuracy_mean": 0.717, "always_absent_accuracy_mean": 0.72}
+    (tmp_path / "outputs/au/metrics.json").write_text(json.dumps(
+        {"all_at_once": presence, "intensity": {"mse_mean": 1.311, "icc_mean": 0.499}}))
+    (tmp_path / "outputs/transfer").mkdir()
+    modes = {mode: {"off_diagonal_mean": 0.2} for mode in ("zero_shot", "frozen", "fine_tuned")}
+    (tmp_path / "outputs/transfer/metrics.json").write_text(json.dumps(
+        {"within_mean": 0.25, **modes, "curve": {"scratch@0.1": 0.23, "fine_tuned@0.1": 0.11,
+                                                 "scratch@0.25": 0.24, "fine_tuned@0.25": 0.12}}))
+    au, transfer = summary_lines(tmp_path)
+    assert "mean F1 0.640 (always-present 0.435), AUROC mean 0.782 min 0.517" in au and "ICC(3,1) 0.499" in au
+    assert transfer.endswith("10%: scratch 0.230, fine tuned from another domain 0.110; "
+                             "25%: scratch 0.240, fine tuned from another domain 0.120")
