@@ -31,7 +31,8 @@ TINY = {
     "validate": {"min_per_class": 1},
     "domains": {"au": {"n": 100}, "posed": {"n": 30}, "wild": {"n": 60}, "webcam": {"n": 60}},
     "au": {"folds": 2, "epochs": 1, "width": 0.125},
-    "transfer": {"datasets": ["data/domains/posed", "data/domains/wild"], "epochs": 1, "width": 0.125},
+    "transfer": {"datasets": ["data/domains/posed", "data/domains/wild"], "epochs": 1, "width": 0.125,
+                 "fractions": []},  # the learning curve: tests/test_transfer.py
     "cross_task": {"fractions": [0.5, 1.0], "epochs": 1},
     "analysis": {"top_n": 5, "permutations": 5, "energy_images": 2, "top_k": 2, "max_filters": 4, "batch_size": 64},
     "micro": {"data": {"synthfacs": {"n": 30}}, "cnn": {"width": 0.125, "pretrain_epochs": 1, "epochs": 1},
