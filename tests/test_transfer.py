@@ -152,7 +152,7 @@ def test_transfer_curve_shares_are_each_given_once(mlflow_store, tmp_path):
 
 
 def test_transfer_curve_subsets_are_nested_whole_subjects_of_the_training_rows():
-    from ferops.experiments.transfer.jobs import subject_subset
+    from ferops.train.folds import subject_subset
 
     subjects = np.repeat([f"S{i:02d}" for i in range(30)], 2)
     rows = np.flatnonzero(np.arange(60) % 3 != 0)  # a fold's training rows: not every row

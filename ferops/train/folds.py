@@ -65,6 +65,18 @@ def holdout_split(subjects: np.ndarray, fraction: float, seed: int) -> tuple[np.
     return train, val
 
 
+def subject_subset(subjects: np.ndarray, rows: np.ndarray, fraction: float, seed) -> np.ndarray:
+    """Whole subjects of `rows`: the first max(2, round(fraction x n)) of them in an order drawn from `seed`.
+
+    One order per seed, so for one fold the 10% set is inside the 25% set, and the scratch and every
+    fine-tuned point of a fraction train on the same people (transfer's learning curve, cross-task's).
+    """
+    people = np.unique(subjects[rows])
+    order = np.random.default_rng(seed).permutation(people)
+    n = min(len(people), max(2, int(round(fraction * len(people)))))
+    return rows[np.isin(subjects[rows], order[:n])]
+
+
 def inner_split(train_index: np.ndarray, subjects: np.ndarray, fraction: float, seed: int):
     """Split training rows into fit / validation rows, grouped by subject.
 

@@ -35,7 +35,7 @@ from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.store import configure
 from ferops.train.fit import fit, predict_proba
-from ferops.train.folds import holdout_split, inner_split
+from ferops.train.folds import holdout_split, inner_split, subject_subset
 from ferops.train.precision import load_keras, resolve as resolve_precision
 from ferops.train.tasks import au_presence_task
 
@@ -45,13 +45,7 @@ MODES = ("scratch", "frozen", "fine_tuned")
 
 def subject_subsets(subjects: np.ndarray, rows: np.ndarray, fractions, seed: int) -> dict[float, np.ndarray]:
     """Nested shares of the training subjects: the 10% set is inside the 25% set, and so on."""
-    people = np.unique(subjects[rows])
-    order = np.random.default_rng(seed).permutation(people)
-    out = {}
-    for fraction in fractions:
-        chosen = set(order[: max(2, int(round(fraction * len(people))))])
-        out[fraction] = rows[np.isin(subjects[rows], list(chosen))]
-    return out
+    return {fraction: subject_subset(subjects, rows, fraction, seed) for fraction in fractions}
 
 
 def plot_curve(table: pd.DataFrame, path: Path, title: str) -> Path:

@@ -33,7 +33,7 @@ from ferops.runners import local_map
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target
 from ferops.train.fit import fit, predict_proba, private_layer_seeds
-from ferops.train.folds import inner_split
+from ferops.train.folds import inner_split, subject_subset
 from ferops.train.out_of_fold import out_of_fold
 from ferops.train.tasks import emotion_task
 
@@ -96,18 +96,6 @@ class SourceResult:
 class CellResult:
     run_id: str
     metrics: dict  # accuracy, fold_accuracy, n_scored, excluded_classes
-
-
-def subject_subset(subjects: np.ndarray, rows: np.ndarray, fraction: float, seed) -> np.ndarray:
-    """Whole subjects of `rows`: the first max(2, round(fraction x n)) of them in an order drawn from `seed`.
-
-    One order per seed, so for one fold the 10% set is inside the 25% set, and the scratch and every
-    fine-tuned point of a fraction train on the same people.
-    """
-    people = np.unique(subjects[rows])
-    order = np.random.default_rng(seed).permutation(people)
-    n = min(len(people), max(2, int(round(fraction * len(people)))))
-    return rows[np.isin(subjects[rows], order[:n])]
 
 
 def source_run_name(name: str) -> str:
