@@ -1,8 +1,9 @@
-"""What a newcomer sees in the MLflow UI, asked of a real browser and read from the rendered DOM.
+"""What a newcomer sees in the MLflow UI, asked of a real browser's live page.
 
     .venv/bin/python infra/ui_screenshot.py                       # demo store, PNGs in outputs/ui/
     .venv/bin/python infra/ui_screenshot.py --store sqlite:///mlflow.db --out docs/ui \
-        --prefect-run http://127.0.0.1:4200/runs/flow-run/<id>     # a built store, plus a Prefect run page
+        --prefect-run http://127.0.0.1:4200/runs/flow-run/<id> \
+        --prefect-artifact http://127.0.0.1:4200/artifacts/artifact/<id>   # a built store, plus Prefect pages
 
 Starts `mlflow server` on a loopback port over the store (a throwaway one shaped like a
 ferops project unless --store is given) and opens, in headless Chromium with a fresh
@@ -14,16 +15,16 @@ profile at 1600x1000 (a newcomer's browser and first screen):
 It also checks that every PNG the runs logged is at least 800 px wide, and saves each page
 (and the analysis figures, when the store has an analyze run) as a screenshot.
 
-The UI is a React app; `--virtual-time-budget` lets Chromium run its timers and requests
-before dumping the DOM, and a slow machine gets a second, longer budget before a check fails.
+"Visible" is asked of the rendered page over the DevTools protocol (infra/cdp.py): the text's
+box is inside the window and on top at its centre. A DOM dump is not enough, because the
+runs table renders a buffer of off-screen columns, and MLflow's Assistant panel covers the
+right third of a fresh browser's screen.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,8 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from infra.cdp import Chromium  # noqa: E402  (after the path, so the script runs from anywhere)
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-BUDGETS_MS = (15000, 40000)
+WAIT_S = 60  # a slow machine gets this long for a page to show what it must
 
 
 def find_browser() -> str | None:
@@ -154,20 +157,6 @@ class MlflowServer:
         self.log.close()
 
 
-def _chromium(browser: str, profile: Path, budget_ms: int, *args: str) -> subprocess.CompletedProcess:
-    # --no-sandbox: Chromium refuses to run as root (CI, containers) with its sandbox on.
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-
-
-def page_text(dom: str) -> tuple[str, str]:
-    """(title, visible text) of a dumped DOM."""
-    title = html.unescape(m.group(1)) if (m := re.search(r"<title>(.*?)</title>", dom, re.S)) else ""
-    body = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
-    return title.strip(), re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
-
-
 @dataclass
 class PageCheck:
     name: str
@@ -177,33 +166,38 @@ class PageCheck:
     missing: list[str]
 
     def describe(self) -> str:
-        return f"{self.name}: {self.url}\n  title {self.title!r}: " + ("ok" if self.ok else f"MISSING {self.missing}")
+        return f"{self.name}: {self.url}\n  title {self.title!r}: " + ("ok" if self.ok else f"NOT VISIBLE {self.missing}")
 
 
-def check_page(browser: str, name: str, url: str, expected: list[str], workdir: Path,
-               title_prefix: str = "") -> PageCheck:
-    """Render `url` in a fresh 1600x1000 profile (a newcomer's first screen); ok when every expected text is in its DOM.
+def check_page(browser: Chromium, name: str, url: str, expected: list[str], title_prefix: str = "",
+               shot: Path | None = None) -> PageCheck:
+    """Open `url` at 1600x1000 (a newcomer's first screen); ok when every expected text is visible there.
 
-    The runs table is virtualised: rows and columns off screen are not in the DOM, so text found
-    there was rendered on the first screen.
+    Visible means inside the window and on top at its centre, asked of the live page: the
+    runs table keeps off-screen columns in its DOM, so a text merely present proves nothing.
     """
-    for budget in BUDGETS_MS:
-        profile = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
-        dom = _chromium(browser, profile, budget, "--window-size=1600,1000", "--dump-dom", url).stdout
-        title, text = page_text(dom)
-        missing = [e for e in expected if e not in text]
-        if title.startswith(title_prefix) and not missing:
-            return PageCheck(name, url, title, True, [])
-    return PageCheck(name, url, title, False, missing or [f"a title starting with {title_prefix!r}"])
+    page = browser.page(url)
+    try:
+        missing = page.wait_visible(expected, WAIT_S)
+        title = page.title()
+        if not title.startswith(title_prefix):
+            missing.append(f"a title starting with {title_prefix!r}")
+        if shot is not None:
+            page.screenshot(shot)
+        return PageCheck(name, url, title, not missing, missing)
+    finally:
+        page.close()
 
 
-def screenshot(browser: str, url: str, out: Path, workdir: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
-    _chromium(browser, profile, BUDGETS_MS[-1], "--window-size=1600,1000", f"--screenshot={out.resolve()}", url)
-    if not out.exists():
-        raise RuntimeError(f"Chromium wrote no screenshot to {out}")
-    return out
+def screenshot(browser: Chromium, url: str, out: Path, wait_for: list[str]) -> Path:
+    """`url` as a 1600x1000 PNG, once `wait_for` is visible (or after WAIT_S)."""
+    page = browser.page(url)
+    try:
+        page.wait_visible(wait_for, WAIT_S)
+        time.sleep(1)  # images and charts finish drawing after their labels
+        return page.screenshot(out)
+    finally:
+        page.close()
 
 
 def png_width(path: Path) -> int:
@@ -240,7 +234,7 @@ class UiReport:
 
 def check_store(store_uri: str | None, experiment: str, model_name: str, workdir: Path, browser: str,
                 shots_dir: Path | None = None) -> UiReport:
-    """What a newcomer sees in the MLflow UI over `store_uri` (a demo store when None), checked from the DOM.
+    """What a newcomer sees in the MLflow UI over `store_uri` (a demo store when None), checked on the live page.
 
     - the link ferops prints: the runs table, the newest CV parent on it with `cv_accuracy_mean` shown;
     - the CV parent's page: its description with the headline figure;
@@ -251,7 +245,7 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
     from mlflow.tracking import MlflowClient
 
     from ferops.tracking.run_record import NOTE_TAG
-    from ferops.tracking.store import model_version_url, run_url, ui_url
+    from ferops.tracking.store import ML_VIEW, model_version_url, run_url, ui_url
 
     if store_uri is None:
         store_uri, experiment, _ = make_demo_store(workdir)
@@ -276,21 +270,23 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
                                                      str(cv.data.metrics["cv_accuracy_mean"])], "Runs"),
             "cv_parent": (run_url(server.url, eid, cv.info.run_id), [cv.info.run_name, headline], ""),
             "model_version": (model_version_url(server.url, model_name, version.version),
-                              [f"v{version.version}", f"{version.tags.get('score.metric', 'cv_accuracy_mean')} = "
+                              [f"Version {version.version}", f"{version.tags.get('score.metric', 'cv_accuracy_mean')} = "
                                                       f"{score_text}"], ""),
         }
-        checks = [check_page(browser, name, url, expected, workdir, prefix)
-                  for name, (url, expected, prefix) in pages.items()]
-        shots = {}
-        if shots_dir is not None:
-            figures = {}
-            if analysis:
-                base = f"{server.url}/#/experiments/{eid}/runs/{analysis[0].info.run_id}/artifacts"
-                figures = {"analysis_heatmap": f"{base}/analysis/au_heatmap.png?workflowType=machine_learning",
-                           "analysis_filter_grid": f"{base}/analysis/figures/filter_grid_01.png"
-                                                   f"?workflowType=machine_learning"}
-            for name, url in {**{n: u for n, (u, _, _) in pages.items()}, **figures}.items():
-                shots[name] = screenshot(browser, url, shots_dir / f"mlflow_{name}.png", workdir)
+        figures = {}
+        if analysis:
+            base = f"{server.url}/#/experiments/{eid}/runs/{analysis[0].info.run_id}/artifacts"
+            figures = {"analysis_heatmap": f"{base}/analysis/au_heatmap.png?{ML_VIEW}",
+                       "analysis_filter_grid": f"{base}/analysis/figures/filter_grid_01.png?{ML_VIEW}"}
+        shots, checks = {}, []
+        with Chromium(browser, workdir) as chromium:
+            for name, (url, expected, prefix) in pages.items():
+                shot = shots_dir / f"mlflow_{name}.png" if shots_dir is not None else None
+                checks.append(check_page(chromium, name, url, expected, prefix, shot))
+                if shot is not None:
+                    shots[name] = shot
+            for name, url in figures.items() if shots_dir is not None else ():
+                shots[name] = screenshot(chromium, url, shots_dir / f"mlflow_{name}.png", [Path(url).name[:-len(ML_VIEW) - 1]])
     return UiReport(checks, narrow_pngs(client, eid, workdir), shots)
 
 
@@ -301,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="fer-emotion", help="registered model whose champion page is checked")
     parser.add_argument("--out", default="outputs/ui", help="folder for the screenshots")
     parser.add_argument("--prefect-run", help="a Prefect flow run page to screenshot too (its UI address)")
+    parser.add_argument("--prefect-artifact", help="a Prefect artifact page (the paper summary) to screenshot too")
     args = parser.parse_args(argv)
     browser = find_browser()
     if browser is None:
@@ -308,9 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="ferops-ui-") as tmp:
         report = check_store(args.store, args.experiment, args.model, Path(tmp), browser, Path(args.out))
-        if args.prefect_run:
-            report.shots["prefect_run"] = screenshot(browser, args.prefect_run, Path(args.out) / "prefect_paper_run.png",
-                                                     Path(tmp))
+        prefect = {"prefect_paper_run": args.prefect_run, "prefect_paper_summary": args.prefect_artifact}
+        with Chromium(browser, Path(tmp)) as chromium:
+            for name, url in prefect.items():
+                if url:
+                    report.shots[name] = screenshot(chromium, url, Path(args.out) / f"{name}.png", ["paper"])
     for page in report.pages:
         print(page.describe())
     print("logged PNGs under 800 px wide: " + (", ".join(report.narrow) or "none"))

@@ -28,6 +28,7 @@ from ferops.tracking.store import (
     ui_url,
 )
 from infra import ui_screenshot
+from infra.cdp import Chromium
 
 from conftest import make_params
 
@@ -73,7 +74,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_a_newcomer_sees_the_cv_headline_and_the_champions_evidence(tmp_path):
-    """The link ferops prints, the CV parent and the champion's version page, read from Chromium's rendered DOM.
+    """The link ferops prints, the CV parent and the champion's version page, as a newcomer's Chromium shows them.
 
     On the demo store by default; FEROPS_UI_STORE=sqlite:///path/mlflow.db checks a built store (after `make run`).
     """
@@ -89,3 +90,26 @@ def test_a_newcomer_sees_the_cv_headline_and_the_champions_evidence(tmp_path):
     assert report.narrow == [], report.narrow  # every logged PNG at least 800 px wide
     for path in report.shots.values():
         assert _png_size(path) == (1600, 1000)
+
+
+def test_visible_means_on_screen_and_on_top(tmp_path):
+    """The checker itself: text off to the right, or under a panel, is in the DOM but not seen."""
+    browser = ui_screenshot.find_browser()
+    if browser is None:
+        pytest.skip("no Chromium on PATH (apt-get install -y chromium): the UI cannot be rendered here")
+    page_file = tmp_path / "page.html"
+    page_file.write_text(
+        "<html><body style='margin:0'>"
+        "<div style='position:absolute;left:10px;top:10px'>on screen</div>"
+        "<div style='position:absolute;left:1700px;top:10px'>off to the right</div>"
+        "<div style='position:absolute;left:1300px;top:300px'>under the panel</div>"
+        "<div style='position:absolute;left:1200px;top:0;width:400px;height:1000px;background:#fff'></div>"
+        "</body></html>")
+    with Chromium(browser, tmp_path) as chromium:
+        page = chromium.page(page_file.as_uri())
+        try:
+            assert page.wait_visible(["on screen"], 20) == []
+            assert page.visible(["on screen", "off to the right", "under the panel", "never written"]) == \
+                ["off to the right", "under the panel", "never written"]
+        finally:
+            page.close()
