@@ -4,10 +4,13 @@ Every `ferops` command, DVC stage and test subprocess pays Python's start-up and
 this prints each piece in fresh processes, best of `--repeats`, so the gap between ferops and
 its floor (TensorFlow's own import) is visible:
 
-- `python -c "import tensorflow"`, `import keras`, `import mlflow`: the floors;
+- `python -c "import tensorflow"`, `import keras` (on TensorFlow, and on JAX), `import mlflow`: the floors;
 - `ferops predict photo.png --model URI`: command to answer, a SynthFACS still as the photo;
 - the cumulative import time of the heaviest top-level packages inside that command
   (`python -X importtime`), and what the rest of the command costs.
+
+`ferops predict` answers on Keras over JAX where JAX is installed and no GPU is
+(ferops/serving/backend.py), which is what takes it under TensorFlow's own import.
 
 The model defaults to models:/fer-pipeline@champion in the project's store (`make run` registers
 it). Target: <= 6 s for the photo on a 2-core CPU.
@@ -31,12 +34,12 @@ FEROPS = str(Path(sys.executable).with_name("ferops"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def seconds(cmd: list[str], repeats: int, cwd: Path) -> tuple[float, list[float]]:
+def seconds(cmd: list[str], repeats: int, cwd: Path, env: dict | None = None) -> tuple[float, list[float]]:
     """Best and all wall times of `cmd` in fresh processes (it must succeed)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+        result = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
         if result.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -73,6 +76,9 @@ def main() -> None:
         for name in ("tensorflow", "keras", "mlflow"):
             rows.append((f"python -c 'import {name}'", *seconds([sys.executable, "-c", f"import {name}"],
                                                                args.repeats, ROOT)))
+        rows.append(("KERAS_BACKEND=jax python -c 'import keras'",  # the backend ferops predict picks on a CPU
+                     *seconds([sys.executable, "-c", "import keras"], args.repeats, ROOT,
+                              {**ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})))
         predict = [FEROPS, "predict", str(photo), "--model", args.model]
         rows.append((f"ferops predict photo.png --model {args.model}", *seconds(predict, args.repeats, ROOT)))
         imports = heaviest_imports(["-m", "ferops.cli", *predict[1:]], ROOT)

@@ -412,7 +412,13 @@ def main(argv: list[str] | None = None) -> None:
         except FeropsError as exc:
             print(f"ferops {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)
-    if args.command not in LIGHT_COMMANDS:  # before anything imports keras: no GPU-build start-up chatter
+    backend = "tensorflow"
+    if args.command == "predict":  # start-up decides one photo's time: Keras on JAX where installed
+        from ferops.serving.backend import choose_backend
+
+        backend = choose_backend()
+    if args.command not in LIGHT_COMMANDS and backend == "tensorflow":  # before anything imports keras: no
+        # GPU-build start-up chatter
         from ferops.quiet_tf import import_tensorflow
 
         import_tensorflow()
