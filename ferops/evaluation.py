@@ -63,14 +63,30 @@ def write_csv(frame, path: str | Path) -> Path:
 MIN_WIDTH_PX = 800  # every logged PNG: wide enough that its labels read at 100% zoom in the MLflow UI
 
 
+def reaches_past_canvas(fig) -> bool:
+    """Whether anything the figure draws (a title, label, tick or legend) lies past its canvas, so a PNG cuts it."""
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, over what is drawn
+    width, height = fig.get_size_inches()
+    slack = 0.01
+    return box.x0 < -slack or box.y0 < -slack or box.x1 > width + slack or box.y1 > height + slack
+
+
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """A matplotlib figure as a PNG, written atomically, and closed (figures hold memory until then).
 
     A small figure is drawn at a higher dpi, so it is at least MIN_WIDTH_PX wide and its text grows with it.
+    A figure whose labels reach past its canvas is saved to the box that holds them all, so no label is cut.
     """
-    dpi = max(dpi, math.ceil(MIN_WIDTH_PX / fig.get_figwidth()))
+    fig.canvas.draw()
+    extent = {}
+    if reaches_past_canvas(fig):
+        extent = {"bbox_inches": "tight", "pad_inches": 0.1}
+        width_in = fig.get_tightbbox(fig.canvas.get_renderer()).width + 0.2
+    else:
+        width_in = fig.get_figwidth()
+    dpi = max(dpi, math.ceil(MIN_WIDTH_PX / width_in))
     with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, **extent)
     plt.close(fig)
     return Path(path)
 

@@ -12,7 +12,8 @@ profile at 1600x1000 (a newcomer's browser and first screen):
   parent and its `cv_accuracy_mean` column;
 - that CV parent's page: its description with the headline figure;
 - the champion version page of the emotion model: its description with the score.
-It also checks that every PNG the runs logged is at least 800 px wide, and saves each page
+It also checks that every PNG the runs logged is at least 800 px wide with no label cut at
+its edge, and saves each page
 (and the analysis figures, when the store has an analyze run) as a screenshot.
 
 "Visible" is asked of the rendered page over the DevTools protocol (infra/cdp.py): the text's
@@ -36,6 +37,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -205,8 +208,22 @@ def png_width(path: Path) -> int:
     return struct.unpack(">I", head[16:20])[0] if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
 
-def narrow_pngs(client, experiment_id: str, workdir: Path, min_width: int = 800) -> list[str]:
-    """Every PNG any run of the experiment logged that is narrower than `min_width` px: 'run/path (width)'."""
+def drawn_to_the_edge(path: Path, frame_px: int = 2) -> bool:
+    """Whether dark ink (text, lines) touches the PNG's outer frame: a label cut by the canvas edge does.
+
+    Every figure ferops logs has a white margin (ferops.evaluation.save_figure); a filled
+    plot area or a face tile stops short of the edge, so ink there is a cut label.
+    """
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    frame = np.concatenate([image[:frame_px].ravel(), image[-frame_px:].ravel(),
+                            image[:, :frame_px].ravel(), image[:, -frame_px:].ravel()])
+    return bool((frame < 128).any())
+
+
+def unreadable_pngs(client, experiment_id: str, workdir: Path, min_width: int = 800) -> list[str]:
+    """Every PNG any run of the experiment logged that is narrower than `min_width` px or has ink cut at its edge."""
     found = []
     for run in client.search_runs([experiment_id], max_results=1000):
         stack = [None]
@@ -217,19 +234,21 @@ def narrow_pngs(client, experiment_id: str, workdir: Path, min_width: int = 800)
                 elif item.path.endswith(".png"):
                     local = Path(client.download_artifacts(run.info.run_id, item.path, str(workdir)))
                     if (width := png_width(local)) < min_width:
-                        found.append(f"{run.info.run_name}/{item.path} ({width} px)")
+                        found.append(f"{run.info.run_name}/{item.path} ({width} px wide)")
+                    elif drawn_to_the_edge(local):
+                        found.append(f"{run.info.run_name}/{item.path} (ink at the edge: a label is cut)")
     return found
 
 
 @dataclass
 class UiReport:
     pages: list[PageCheck]
-    narrow: list[str]  # logged PNGs under 800 px wide
+    unreadable: list[str]  # logged PNGs under 800 px wide, or with a label cut at the edge
     shots: dict[str, Path]
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.pages) and not self.narrow
+        return all(p.ok for p in self.pages) and not self.unreadable
 
 
 def check_store(store_uri: str | None, experiment: str, model_name: str, workdir: Path, browser: str,
@@ -239,7 +258,7 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
     - the link ferops prints: the runs table, the newest CV parent on it with `cv_accuracy_mean` shown;
     - the CV parent's page: its description with the headline figure;
     - the champion version page of `model_name`: the description with the score;
-    - every logged PNG at least 800 px wide.
+    - every logged PNG at least 800 px wide, with no label cut at its edge.
     With `shots_dir`, each page (and the analysis figures, when the store has them) is saved as a PNG.
     """
     from mlflow.tracking import MlflowClient
@@ -287,7 +306,7 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
                     shots[name] = shot
             for name, url in figures.items() if shots_dir is not None else ():
                 shots[name] = screenshot(chromium, url, shots_dir / f"mlflow_{name}.png", [Path(url).name[:-len(ML_VIEW) - 1]])
-    return UiReport(checks, narrow_pngs(client, eid, workdir), shots)
+    return UiReport(checks, unreadable_pngs(client, eid, workdir), shots)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     report.shots[name] = screenshot(chromium, url, Path(args.out) / f"{name}.png", ["paper"])
     for page in report.pages:
         print(page.describe())
-    print("logged PNGs under 800 px wide: " + (", ".join(report.narrow) or "none"))
+    print("logged PNGs under 800 px wide or cut at the edge: " + (", ".join(report.unreadable) or "none"))
     for name, path in report.shots.items():
         print(f"screenshot {name}: {path}")
     return 0 if report.ok else 1

@@ -87,7 +87,7 @@ def test_a_newcomer_sees_the_cv_headline_and_the_champions_evidence(tmp_path):
     for page in report.pages:
         assert page.ok, page.describe()
     assert {p.name for p in report.pages} == {"experiment", "cv_parent", "model_version"}
-    assert report.narrow == [], report.narrow  # every logged PNG at least 800 px wide
+    assert report.unreadable == [], report.unreadable  # every logged PNG >= 800 px wide, no label cut
     for path in report.shots.values():
         assert _png_size(path) == (1600, 1000)
 
