@@ -266,6 +266,7 @@ def check_store(store_uri: str | None, experiment: str, model_name: str, workdir
     from ferops.tracking.run_record import NOTE_TAG
     from ferops.tracking.store import ML_VIEW, model_version_url, run_url, ui_url
 
+    workdir.mkdir(parents=True, exist_ok=True)
     if store_uri is None:
         store_uri, experiment, _ = make_demo_store(workdir)
     client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
