@@ -15,7 +15,8 @@ and on one 4x longer, each in a fresh child process (target: within 10%).
 
 Precision: ferops' path again with the same weights in float32 and in the policy `auto` picks on this
 machine (ferops.train.precision.with_policy, as every load does), interleaved, best of 2: frames/s ratio
-(target >= 1.7x where auto picks bf16) and the share of faces whose labels agree (target >= 99%).
+(target >= 1.7x where auto picks bf16) and the share of faces whose labels agree (target >= 99%); then the
+models' own share of the float32 path's time, which bounds what any precision can gain on it.
 
 Model: --model URI (a fer-pipeline bundle or an emotion model) when given; otherwise the paper CNN at
 params.yaml model.width with seeded random weights (speed depends on the architecture, not the weights).
@@ -116,7 +117,33 @@ def compare_precisions(analyzer, warm: Path, video: Path) -> dict:
               f"labels as float32 on {same}/{matched} faces ({same / max(matched, 1):.2%})")
     print(f"auto picked {auto} on this machine"
           + (" (target >= 1.7x float32)" if auto != "float32" else ": no bf16 speed-up to take here"))
-    return {"auto": auto, "fps": best}
+    faces = len(rows["float32"])
+    share = {name: model_seconds(side, faces) * best["float32"] / frame_count(video) for name, side in sides.items()}
+    print(f"the models alone on those {faces} faces (batches of 64, best of 2): {share['float32']:.1%} of the float32 "
+          f"path's time in float32, {share[auto]:.1%} in {auto}; a path whose models took no time at all would be "
+          f"{1 / (1 - share['float32']):.2f}x float32 (the bound precision can give)")
+    return {"auto": auto, "fps": best, "model_share": share}
+
+
+def frame_count(video: Path) -> int:
+    capture = cv2.VideoCapture(str(video))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+
+
+def model_seconds(analyzer, faces: int, batch: int = 64) -> float:
+    """Seconds the analyzer's models take on `faces` crops alone, in batches (best of 2): no decode, no detection."""
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        for head in analyzer.heads:
+            crops = np.zeros((batch, *head.model.input_shape[1:]), np.float32)
+            for done in range(0, faces, batch):
+                head.model.predict_on_batch(crops[: min(batch, faces - done)])
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def run_baseline(analyzer, video: Path) -> tuple[list[dict], float, int]:
