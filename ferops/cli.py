@@ -164,7 +164,7 @@ def cmd_au(args) -> None:
     from ferops.experiments.au.stage import run_au
 
     result = run_au(_params(args), out_dir=Path(args.out))
-    for mode in ("all_at_once", "one_vs_all"):
+    for mode in ("all_at_once", "one_vs_all", "all_at_once_on_one_vs_all_aus"):
         if mode in result:
             m = result[mode]
             print(f"AU {mode}: mean F1 {m['f1_mean']:.4f} over {m['n_aus']} AUs (always-present "

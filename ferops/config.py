@@ -138,6 +138,7 @@ class SparsityParams:
 class AUParams:
     data: str  # a processed dataset with AU labels (SynthFACS `au` domain, or your processed CK+)
     modes: tuple[Literal["all_at_once", "one_vs_all"], ...]
+    one_vs_all_aus: int = rule(ge=0)  # one_vs_all: a model for each of this many commonest AUs (0 = every AU)
     min_prevalence: float = rule(ge=0.0, lt=1.0)  # AUs rarer than this are reported, not learned
     sparsity: SparsityParams  # L1 + L2 on the output layer's activations (the paper's sparsity prior)
     folds: int = rule(ge=2)

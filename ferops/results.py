@@ -31,6 +31,11 @@ def _au(m: dict) -> str:
              f"min {m[mode].get('auroc_min', float('nan')):.3f}, accuracy {m[mode]['accuracy_mean']:.3f} vs "
              f"always-absent {m[mode]['always_absent_accuracy_mean']:.3f}"
              for mode in ("all_at_once", "one_vs_all") if mode in m]
+    same = m.get("all_at_once_on_one_vs_all_aus")  # the joint head on one_vs_all's AUs (au stage's SAME_AUS)
+    if "one_vs_all" in m and same:  # the paper's comparison, like for like
+        parts.append(f"on one vs all's {m['one_vs_all']['n_aus']} AUs: one vs all F1 {m['one_vs_all']['f1_mean']:.3f} "
+                     f"AUROC {m['one_vs_all']['auroc_mean']:.3f}, all at once F1 {same['f1_mean']:.3f} "
+                     f"AUROC {same['auroc_mean']:.3f}")
     i = m["intensity"]
     return "AU detection: " + "; ".join(parts) + f"; intensity MSE {i['mse_mean']:.3f}, ICC(3,1) {i['icc_mean']:.3f}"
 

@@ -200,3 +200,41 @@ def test_au_thresholds_are_chosen_on_training_subjects_only(mlflow_store, tmp_pa
         assert not set(subjects[rows]) & set(subjects[job.test_rows])
     table = json.loads((tmp_path / "out" / "run.json").read_text())["thresholds"]
     assert set(table) == set(result["labels"])
+
+
+@pytest.mark.slow
+def test_one_vs_all_trains_the_commonest_aus_and_is_compared_on_them(mlflow_store, tmp_path):
+    """au.one_vs_all_aus picks the commonest bilateral AUs; the joint head is summarised on those same AUs too."""
+    from ferops.data.dataset import Dataset
+    from ferops.experiments.au.stage import SAME_AUS, one_vs_all_labels, run_au
+    from ferops.tracking.store import configure
+
+    from conftest import make_toy_dataset
+
+    toy = make_toy_dataset(n=60, n_classes=3, n_subjects=6)
+    m = toy.manifest.copy()
+    rows = np.arange(60)
+    m["AU1"] = (toy.labels == 1).astype(float)          # a third of the faces
+    m["AU2"] = ((toy.labels == 2) & (rows % 2 == 0)).astype(float)  # a sixth
+    m["AU4"] = (toy.labels >= 1).astype(float)          # two thirds: the commonest
+    m["AU12"] = ((toy.labels == 0) & (rows % 4 == 0)).astype(float)  # rarest, one side a face: L12 and R12 too
+    for code in ("AU1", "AU2", "AU4"):
+        m[f"{code}_int"] = m[code] * 3
+    m["L12_int"], m["R12_int"] = m["AU12"] * 2 * (rows % 8 == 0), m["AU12"] * 2 * (rows % 8 == 4)
+    Dataset(toy.images, m, toy.classes, "toy_au", {"subjects_known": True}).save(tmp_path / "toy")
+    dataset = Dataset.load(tmp_path / "toy")
+    labels = ("AU1", "AU2", "AU4", "AU12", "L12", "R12")  # a side-specific AU never gets a one-vs-all model
+    assert one_vs_all_labels(labels, dataset, 2) == ["AU4", "AU1"]
+    assert one_vs_all_labels(labels, dataset, 0) == ["AU4", "AU1", "AU2", "AU12"]
+
+    params = make_params({"au": {"data": str(tmp_path / "toy"), "modes": ["all_at_once", "one_vs_all"],
+                                 "one_vs_all_aus": 2, "min_prevalence": 0.01, "folds": 2, "epochs": 1,
+                                 "width": 0.125, "refit": False}})
+    configure(params.tracking)
+    result = run_au(params, out_dir=tmp_path / "out")
+    assert result["one_vs_all"]["n_aus"] == result[SAME_AUS]["n_aus"] == 2
+    assert result["all_at_once"]["n_aus"] == len(result["labels"]) == 6
+    runs = mlflow.search_runs(filter_string="tags.`au.mode` = 'one_vs_all'", output_format="list")
+    assert sorted(r.data.tags["au.label"] for r in runs) == ["AU1", "AU4"]
+    table = __import__("pandas").read_csv(tmp_path / "out" / "presence.csv")
+    assert sorted(table["mode"].unique()) == ["all_at_once", "one_vs_all"]  # the subset is a summary, not rows

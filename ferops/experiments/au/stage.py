@@ -152,6 +152,17 @@ def _out_of_fold(params: Params, task: Task, dataset: Dataset, folds: np.ndarray
     return oof, cut
 
 
+SAME_AUS = "all_at_once_on_one_vs_all_aus"  # the joint head's summary over the AUs one_vs_all trained
+
+
+def one_vs_all_labels(labels: tuple[str, ...], dataset: Dataset, top: int) -> list[str]:
+    """The AUs one_vs_all trains a model for: bilateral ones (a flip keeps them), commonest first; `top` 0 = all."""
+    bilateral = [label for label in labels if label.startswith("AU")]
+    prevalence = np.nanmean(dataset.au_presence(bilateral), axis=0)
+    ranked = [bilateral[k] for k in np.argsort(-prevalence, kind="stable")]
+    return ranked[:top] if top else ranked
+
+
 def _log_table(table: pd.DataFrame, out: Path, artifact: str) -> None:
     write_csv(table, out)
     first = [c for c in ("mode", "au", "f1") if c in table]  # the UI's table view cuts off its right end
@@ -246,7 +257,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
             metrics["thresholds"] = {label: round(float(np.mean(cut[:, k])), 4) for k, label in enumerate(labels)}
         if "one_vs_all" in au.modes:
             columns = []
-            for label in (lab for lab in labels if lab.startswith("AU")):  # either side: a flip keeps it
+            for label in one_vs_all_labels(labels, dataset, au.one_vs_all_aus):
                 with mlflow.start_run(run_name=f"one-vs-all-{label}", nested=True):
                     mlflow.set_tags({"ferops.kind": "au-mode", "au.mode": "one_vs_all", "au.label": label})
                     task = au_presence_task([label], au.sparsity.l1, au.sparsity.l2)
@@ -255,7 +266,11 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
                     mlflow.log_metrics({"f1": table["f1"][0], "accuracy": table["accuracy"][0]})
                     columns.append(table)
             tables["one_vs_all"] = pd.concat(columns, ignore_index=True)
-        for mode, table in tables.items():
+        summaries = dict(tables)
+        if {"all_at_once", "one_vs_all"} <= tables.keys():  # like for like: the joint head on one_vs_all's AUs
+            same = tables["all_at_once"]["au"].isin(tables["one_vs_all"]["au"])
+            summaries[SAME_AUS] = tables["all_at_once"][same].reset_index(drop=True)
+        for mode, table in summaries.items():
             metrics[mode] = _presence_summary(table)
             mlflow.log_metrics({f"{mode}_{k}": v for k, v in metrics[mode].items()})
         _log_table(pd.concat([t.assign(mode=m) for m, t in tables.items()], ignore_index=True),
@@ -284,7 +299,7 @@ def run_au(params: Params, out_dir: Path = OUT_DIR) -> dict:
                       f"{au.folds}-fold CV, {protocol}", f"`{dataset.name}`, {len(dataset)} images, DVC hash "
                       f"`{lineage['dvc.data']}`", (registry_line(registry),)))
     record = {"run_id": parent.info.run_id, "data_hash": lineage["dvc.data"]}
-    numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", "intensity", "n_images")}
+    numbers = {k: v for k, v in metrics.items() if k in ("all_at_once", "one_vs_all", SAME_AUS, "intensity", "n_images")}
     write_json(numbers, out_dir / "metrics.json")
     write_registration(registration, out_dir / "registry.json")  # the registration's one record
     write_json({**record, **{k: v for k, v in metrics.items() if k not in numbers}}, out_dir / "run.json")
