@@ -104,13 +104,13 @@ def compare_precisions(analyzer, warm: Path, video: Path) -> dict:
     sides = {"float32": in_policy(analyzer, "float32"), auto: in_policy(analyzer, auto)}
     if auto == "float32":
         sides["mixed_bfloat16 (emulated here)"] = in_policy(analyzer, "mixed_bfloat16")
-    best, rows = {}, {}
+    best, rows, frames = {}, {}, 0
     for side in sides.values():
         run_ferops(side, warm)
     for _ in range(2):
         for name, side in sides.items():
-            rows[name], seconds, n = run_ferops(side, video)
-            best[name] = max(best.get(name, 0.0), n / seconds)
+            rows[name], seconds, frames = run_ferops(side, video)
+            best[name] = max(best.get(name, 0.0), frames / seconds)
     for name in sides:
         matched, same = agreement(rows[name], rows["float32"])
         print(f"ferops in {name:30s}: {best[name]:6.1f} frames/s, {best[name] / best['float32']:.2f}x float32; "
@@ -118,19 +118,11 @@ def compare_precisions(analyzer, warm: Path, video: Path) -> dict:
     print(f"auto picked {auto} on this machine"
           + (" (target >= 1.7x float32)" if auto != "float32" else ": no bf16 speed-up to take here"))
     faces = len(rows["float32"])
-    share = {name: model_seconds(side, faces) * best["float32"] / frame_count(video) for name, side in sides.items()}
+    share = {name: model_seconds(side, faces) * best["float32"] / frames for name, side in sides.items()}
     print(f"the models alone on those {faces} faces (batches of 64, best of 2): {share['float32']:.1%} of the float32 "
           f"path's time in float32, {share[auto]:.1%} in {auto}; a path whose models took no time at all would be "
           f"{1 / (1 - share['float32']):.2f}x float32 (the bound precision can give)")
     return {"auto": auto, "fps": best, "model_share": share}
-
-
-def frame_count(video: Path) -> int:
-    capture = cv2.VideoCapture(str(video))
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
 
 
 def model_seconds(analyzer, faces: int, batch: int = 64) -> float:

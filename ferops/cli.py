@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         from ferops.serving.backend import choose_backend
 
         backend = choose_backend()
-    if args.command not in LIGHT_COMMANDS and backend == "tensorflow":  # before anything imports keras: no
-        # GPU-build start-up chatter
+    if args.command not in LIGHT_COMMANDS and backend == "tensorflow":
+        # before anything imports keras: no GPU-build start-up chatter
         from ferops.quiet_tf import import_tensorflow
 
         import_tensorflow()

@@ -116,9 +116,6 @@ class Page:
     def title(self) -> str:
         return self.evaluate("document.title") or ""
 
-    def text(self) -> str:
-        return self.evaluate("document.body ? document.body.innerText : ''") or ""
-
     def screenshot(self, out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))

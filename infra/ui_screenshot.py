@@ -43,7 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.cdp import Chromium  # noqa: E402  (after the path, so the script runs from anywhere)
+from ferops.evaluation import MIN_WIDTH_PX  # noqa: E402  (after the path, so the script runs from anywhere)
+from infra.cdp import Chromium  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WAIT_S = 60  # a slow machine gets this long for a page to show what it must
@@ -222,7 +223,7 @@ def drawn_to_the_edge(path: Path, frame_px: int = 2) -> bool:
     return bool((frame < 128).any())
 
 
-def unreadable_pngs(client, experiment_id: str, workdir: Path, min_width: int = 800) -> list[str]:
+def unreadable_pngs(client, experiment_id: str, workdir: Path, min_width: int = MIN_WIDTH_PX) -> list[str]:
     """Every PNG any run of the experiment logged that is narrower than `min_width` px or has ink cut at its edge."""
     found = []
     for run in client.search_runs([experiment_id], max_results=1000):

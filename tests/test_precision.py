@@ -57,6 +57,17 @@ def test_named_policies_pass_through_and_auto_is_said_once(machine, capsys):
     assert precision.resolve("auto") == "float32"
 
 
+def test_keras_on_jax_on_a_bf16_cpu_computes_in_float32(machine, monkeypatch):
+    """XLA:CPU gains nothing from bf16 (the backend ferops predict picks on a CPU): auto keeps float32 there."""
+    machine("fpu avx2 avx512_bf16")
+    monkeypatch.setattr(precision, "keras_backend", lambda: "jax")
+    assert precision.resolve("auto") == "float32"
+    assert "Keras on JAX" in precision._machine_choice()[1]
+    monkeypatch.setattr(precision, "keras_backend", lambda: "tensorflow")
+    machine("fpu avx2 avx512_bf16")
+    assert precision.resolve("auto") == "mixed_bfloat16"
+
+
 def test_a_bad_forced_policy_is_one_line(machine):
     from ferops.errors import FeropsError
 

@@ -17,19 +17,15 @@ import os
 import sys
 from pathlib import Path
 
-from ferops.train.precision import has_nvidia_driver
+from ferops.train.precision import has_nvidia_driver, keras_backend
 
 BACKEND_ENV = "KERAS_BACKEND"
 
 
 def choose_backend() -> str:
     """Set KERAS_BACKEND for this process if nobody has (and Keras is not imported yet); returns the backend."""
-    if "keras" in sys.modules:  # too late to choose: say what it is
-        import keras
-
-        return keras.backend.backend()
-    if os.environ.get(BACKEND_ENV):
-        return os.environ[BACKEND_ENV]
+    if "keras" in sys.modules or os.environ.get(BACKEND_ENV):  # chosen already (or too late to choose)
+        return keras_backend()
     backend = "jax" if importlib.util.find_spec("jax") is not None and not has_nvidia_driver() else "tensorflow"
     os.environ[BACKEND_ENV] = backend
     if backend == "jax":

@@ -95,13 +95,14 @@ def _machine_choice() -> tuple[str, str]:
     else:
         capabilities = gpu_capabilities()
         choice = choose(cpu_flags(), capabilities)
-        if choice[0] != "float32" and not capabilities and _keras_backend() == "jax":
+        if choice[0] != "float32" and not capabilities and keras_backend() == "jax":
             # XLA:CPU has no native bf16 convolution: measured no gain (303 vs 309 images/s, full width)
             choice = "float32", "Keras on JAX on a CPU (XLA:CPU computes bf16 no faster than float32)"
     return choice
 
 
-def _keras_backend() -> str:
+def keras_backend() -> str:
+    """The backend Keras runs on in this process, or will once imported (KERAS_BACKEND, else TensorFlow)."""
     if "keras" in sys.modules:
         return sys.modules["keras"].backend.backend()
     return os.environ.get("KERAS_BACKEND", "tensorflow")
