@@ -131,7 +131,7 @@ def cmd_predict(args) -> None:
 
     status = run(args.model, args.inputs, args.params, out=args.out, annotate=args.annotate,
                  whole_image=args.whole_image, max_faces=args.max_faces, stride=args.stride,
-                 progress=not args.no_progress, trust_model=args.trust_model)
+                 progress=not args.no_progress, trust_model=args.trust_model, runtime=args.runtime)
     if status:
         sys.exit(status)
 
@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-faces", type=int, help="largest faces kept per image or frame (default: serving.max_faces)")
     p.add_argument("--stride", type=int, help="video: score every Nth frame (default: serving.stride)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
+    p.add_argument("--runtime", choices=("auto", "keras", "numpy"), default="auto",
+                   help="what computes the models: keras (this machine's precision, e.g. bf16), numpy (float32, no "
+                        "Keras start-up); auto: numpy for up to 256 photos and no video, else keras")
     p.add_argument("--trust-model", action="store_true", help="load a pyfunc model from outside the registry "
                    "(a local folder, file://, s3://): MLflow unpickles its code, so only from authors you trust")
 
@@ -412,13 +415,11 @@ def main(argv: list[str] | None = None) -> None:
         except FeropsError as exc:
             print(f"ferops {args.command}: {exc}", file=sys.stderr)
             sys.exit(2)
-    backend = "tensorflow"
-    if args.command == "predict":  # start-up decides one photo's time: Keras on JAX where installed
-        from ferops.serving.backend import choose_backend
+    if args.command == "predict":  # start-up decides one photo's time: Keras on JAX where installed, and
+        from ferops.serving.backend import choose_backend  # loaded only when NumPy cannot do (predict)
 
-        backend = choose_backend()
-    if args.command not in LIGHT_COMMANDS and backend == "tensorflow":
-        # before anything imports keras: no GPU-build start-up chatter
+        choose_backend()
+    elif args.command not in LIGHT_COMMANDS:  # before anything imports keras: no GPU-build start-up chatter
         from ferops.quiet_tf import import_tensorflow
 
         import_tensorflow()

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import keras
 import mlflow
 
 from ferops.config import ServingParams
@@ -31,6 +32,8 @@ from ferops.data.vocab import EMOTIONS
 from ferops.errors import FeropsError
 from ferops.io import atomic_file
 from ferops.serving.analyzer import Analyzer, Head, Settings
+from ferops.serving.backend import quiet_keras_import
+from ferops.serving.pipeline_model import head_model, load_bundle
 from ferops.serving.video import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -42,29 +45,53 @@ from ferops.serving.video import (
     video_info,
 )
 from ferops.tracking.registry import check_model_uri
-from ferops.train.precision import load_keras, resolve as resolve_precision, with_policy
+from ferops.train.precision import resolve as resolve_precision, with_policy
 from ferops.trust import check_trusted, load_errors
 
 DEFAULT_MODEL = "models:/fer-pipeline@champion"
+NUMPY_MAX_IMAGES = 256  # runtime auto: photos scored by NumPy (no Keras start-up) up to this many
 
 
 def _is_local_file(uri: str) -> bool:
     return Path(uri).suffix == ".keras" or "://" not in uri and ":/" not in uri
 
 
-def load_model(uri: str) -> tuple[keras.Model, tuple[str, ...]]:
-    """A registry/runs URI or a local .keras file -> (model, class names)."""
+def _download(uri: str, folder: str) -> str:
+    """A model's files into `folder`, without MLflow's per-file progress bar (stderr carries one-line errors)."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as BAR
+
+    saved = os.environ.get(BAR.name)
+    os.environ[BAR.name] = "false"
+    try:
+        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+    finally:
+        if saved is None:
+            del os.environ[BAR.name]
+        else:
+            os.environ[BAR.name] = saved
+
+
+def load_model(uri: str, runtime: str = "keras", required: bool = True) -> tuple:
+    """A registry/runs URI or a local .keras file -> (model, class names); the model a keras.Model unless
+    `runtime` is numpy (ferops.serving.pipeline_model.head_model)."""
     if _is_local_file(uri):
         if not Path(uri).is_file():
             raise FeropsError(f"{uri}: no such model file; pass a .keras file or a registry URI such as "
                               f"models:/fer-emotion@champion (`ferops registry list` shows them)")
         with load_errors(uri):  # safe mode: a Lambda layer's code never runs
-            model = load_keras(uri)  # in this machine's precision, whatever it was trained in
+            model = head_model(uri, runtime, required)  # in this machine's precision, whatever it was trained in
         n = model.output_shape[-1]
         return model, EMOTIONS if n == len(EMOTIONS) else tuple(f"class_{i}" for i in range(n))
     ref = check_model_uri(uri)
     with load_errors(uri, ref.version):  # a damaged or missing model.keras in the version's artifacts
-        model = with_policy(mlflow.keras.load_model(uri), resolve_precision())
+        if runtime == "numpy":
+            with tempfile.TemporaryDirectory(prefix="ferops-model-") as tmp:
+                local = Path(_download(uri, tmp))
+                data = mlflow.models.Model.load(str(local / "MLmodel")).flavors["keras"]["data"]
+                model = head_model(str(local / data / "model.keras"), runtime, required)
+        else:
+            quiet_keras_import()
+            model = with_policy(mlflow.keras.load_model(uri), resolve_precision())
     metadata = mlflow.models.get_model_info(uri).metadata or {}
     n = model.output_shape[-1]
     classes = tuple(metadata.get("classes") or (f"class_{i}" for i in range(n)))
@@ -89,10 +116,13 @@ def trained_on(uri: str) -> dict:
                           f"retrain it with this ferops version") from None
 
 
-def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = False) -> Analyzer:
+def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = False, runtime: str = "keras",
+                  required: bool = True) -> Analyzer:
     """A fer-pipeline bundle (with its own settings) or a plain emotion model (with params.yaml `serving`).
 
     A bundle is a pyfunc, whose loading unpickles code: from outside the registry only with `trust_model`.
+    `runtime` numpy reads the bundle's .keras files into ferops.serving.numpy_model (no Keras, nothing
+    unpickled); without `required` a file it cannot compute is loaded in Keras instead.
     """
     local_bundle = _is_local_file(uri) and (Path(uri) / "MLmodel").is_file()
     if local_bundle or not _is_local_file(uri):
@@ -102,13 +132,37 @@ def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = F
         if "keras" not in flavors:
             check_trusted(uri, local_bundle, trust_model)
             with load_errors(uri, ref and ref.version):
-                return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+                if runtime == "keras":
+                    quiet_keras_import()
+                    return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+                with contextlib.ExitStack() as stack:  # a download is read whole, then removed
+                    folder = uri if local_bundle else _download(uri, stack.enter_context(
+                        tempfile.TemporaryDirectory(prefix="ferops-bundle-")))
+                    analyzer = load_bundle(folder, runtime, required)
+                if analyzer is None:  # not a ferops bundle: only its own pyfunc code knows how to run it
+                    quiet_keras_import()
+                    return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+                return analyzer
     if serving is None:
         raise FeropsError(f"{uri}: a plain emotion model takes its face-detection settings from params.yaml "
                           f"`serving`, and there is no params.yaml here; run from the project folder (or pass "
                           f"--params), or use a bundle: {DEFAULT_MODEL}")
-    model, classes = load_model(uri)
+    model, classes = load_model(uri, runtime, required)
     return Analyzer(Head(model, classes, "p_"), None, Settings.from_params(serving))
+
+
+def choose_runtime(runtime: str, paths: list[str]) -> tuple[str, bool]:
+    """`--runtime` -> (runtime, required). auto: NumPy for up to NUMPY_MAX_IMAGES photos and no video, else Keras.
+
+    Keras takes 5-6 s to start here and then computes bf16 at 2-3x NumPy's float32 rate; below
+    NUMPY_MAX_IMAGES photos NumPy's slower pass (about 3 ms per face per model at width 0.5)
+    still ends before Keras would have started, and detection costs more than either.
+    """
+    if runtime != "auto":
+        return runtime, True
+    inputs, _ = collect_inputs(paths)
+    few_photos = not any(i.video for i in inputs) and len(inputs) <= NUMPY_MAX_IMAGES
+    return ("numpy", False) if few_photos else ("keras", True)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -298,7 +352,8 @@ def predict(analyzer: Analyzer, paths: list[str], *, out: str | None = None, ann
 
 
 def run(model: str, paths: list[str], params_path: str, *, out: str | None, annotate: str | None, whole_image: bool,
-        max_faces: int | None, stride: int | None, progress: bool = True, trust_model: bool = False) -> int:
+        max_faces: int | None, stride: int | None, progress: bool = True, trust_model: bool = False,
+        runtime: str = "auto") -> int:
     """`ferops predict`: load, score, print the problems, notes and a summary to stderr; returns the exit status."""
     from ferops.config import load_params
     from ferops.tracking.sqlite_check import check_sqlite_store
@@ -313,7 +368,8 @@ def run(model: str, paths: list[str], params_path: str, *, out: str | None, anno
     if params is not None and not _is_local_file(model):  # the registry is where params.yaml says
         check_sqlite_store(tracking_uri(params.tracking), write=False)  # a mistyped store is not created
         configure(params.tracking)
-    analyzer = load_analyzer(model, params.serving if params else None, trust_model)
+    runtime, required = choose_runtime(runtime, paths)
+    analyzer = load_analyzer(model, params.serving if params else None, trust_model, runtime, required)
     report = predict(analyzer, paths, out=out, annotate=annotate, detect=False if whole_image else None,
                      max_faces=max_faces, stride=stride, progress=progress)
     for line in [p.line() for p in report.problems] + report.notes + [report.summary()]:

@@ -185,7 +185,7 @@ def test_raw_images_of_any_size_gray_16_bit_single_and_several_faces(store, pyfu
 def test_pyfunc_in_a_fresh_process_matches_ferops_predict(store, tmp_path):
     face = tmp_path / "face.jpg"
     cv2.imwrite(str(face), cv2.cvtColor(still(2), cv2.COLOR_RGB2BGR))  # a scene whose face Haar finds
-    main(["--params", str(store.params), "predict", str(face), "--out", str(tmp_path / "cli.json")])
+    main(["--params", str(store.params), "predict", str(face), "--runtime", "keras", "--out", str(tmp_path / "cli.json")])
     (cli,) = json.loads((tmp_path / "cli.json").read_text())
     script = ("import json, sys, mlflow; from ferops.serving.pixels import pipeline_input; "
               f"out = mlflow.pyfunc.load_model('{URI}').predict(pipeline_input([sys.argv[1]], 'file')); "

@@ -52,7 +52,8 @@ def _rows(path):
 @pytest.mark.slow
 def test_predict_on_jax_matches_tensorflow_and_never_imports_it(photo_and_model, tmp_path):
     root = photo_and_model
-    args = ["predict", "--model", str(root / "model.keras"), "--params", str(ROOT / "params.yaml"), "--no-progress", *map(str, sorted(root.glob("*.png")))]
+    args = ["predict", "--model", str(root / "model.keras"), "--params", str(ROOT / "params.yaml"), "--no-progress", "--runtime", "keras",
+            *map(str, sorted(root.glob("*.png")))]
     main([*args, "--out", str(tmp_path / "tf.csv")])  # in this process: TensorFlow
     done = subprocess.run([sys.executable, "-c", NO_TF_CHECK, *args, "--out", str(tmp_path / "jax.csv")],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
@@ -70,7 +71,8 @@ def test_predict_on_jax_matches_tensorflow_and_never_imports_it(photo_and_model,
 def test_keras_backend_set_by_the_user_wins(photo_and_model, tmp_path):
     root = photo_and_model
     done = subprocess.run([sys.executable, "-c", NO_TF_CHECK, "predict", "--model", str(root / "model.keras"),
-                           "--params", str(ROOT / "params.yaml"), "--no-progress", str(root / "face0.png")],
+                           "--params", str(ROOT / "params.yaml"), "--no-progress", "--runtime", "keras",
+                           str(root / "face0.png")],
                           cwd=tmp_path, env=_env(KERAS_BACKEND="tensorflow"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BACKEND tensorflow True" in done.stderr

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
-import keras
 import numpy as np
 
 from ferops.data.faces import (
@@ -60,7 +60,7 @@ class Settings:
 @dataclass(frozen=True)
 class Head:
     """One model of the bundle and the names of its outputs (emotion classes, or AU labels)."""
-    model: keras.Model
+    model: Any  # a keras.Model, or a ferops.serving.numpy_model.NumpyModel: input_shape and predict_on_batch
     labels: tuple[str, ...]
     prefix: str  # output column prefix: "p_" emotion probabilities, "au_" AU presence probabilities
 

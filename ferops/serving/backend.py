@@ -8,6 +8,8 @@ A `.keras` file is backend-neutral, so the same registered model gives the same
 answers on either (tests/test_serving_backend.py). On a machine with an NVIDIA
 driver TensorFlow stays, since the GPU build is what that machine installed.
 KERAS_BACKEND, when set, always wins. This must run before anything imports keras.
+A few photos need no Keras at all (ferops.serving.numpy_model), so TensorFlow is
+imported only when a model is loaded in Keras (`quiet_keras_import`).
 """
 
 from __future__ import annotations
@@ -34,3 +36,11 @@ def choose_backend() -> str:
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # the small jits add up
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     return backend
+
+
+def quiet_keras_import() -> None:
+    """Before Keras first loads on TensorFlow: import TensorFlow with its no-GPU chatter dropped (ferops.quiet_tf)."""
+    if "keras" not in sys.modules and keras_backend() == "tensorflow":
+        from ferops.quiet_tf import import_tensorflow
+
+        import_tensorflow()
