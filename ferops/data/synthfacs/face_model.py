@@ -151,10 +151,10 @@ def _cheeks_and_folds(idt: Identity, u: dict, model: FaceModel, geo: dict) -> No
         rel.append(Item("fill", apple, "relief", 0.015 + 0.08 * raise_amt, width=BROAD))
         if raise_amt > 0.05:  # the lifted cheek catches light and casts a crease below it
             model.base.append(Item("fill", apple, "skin", 1.0 + 0.04 * raise_amt))
-        cx = sx * mw * (1 + 0.36 * u12 + 0.36 * u["20"] - 0.15 * u["23"] - 0.06 * u["24"] - 0.05 * u14
+        cx = sx * mw * (1 + 0.36 * u12 + 0.36 * u["20"] - 0.15 * u["23"] - 0.06 * u["24"] - 0.12 * u14
                         - 0.2 * u["26"])
         rest = 0.03 * idt.age - 0.012  # at rest the corners sit a little above the lip line when young, below it when old
-        cy_corner = (mouth_y + rest - 0.23 * u12 - 0.02 * u14 + 0.12 * u["15"] + 0.025 * u["20"] - 0.015 * u["17"]
+        cy_corner = (mouth_y + rest - 0.23 * u12 - 0.035 * u14 + 0.12 * u["15"] + 0.025 * u["20"] - 0.015 * u["17"]
                      + 0.25 * geo["jaw_drop"])
         corners[side] = (cx, cy_corner)
         fold_depth = 0.04 + 0.3 * age + 1.0 * u12 + 0.6 * u["10"] + 0.45 * u["9"]

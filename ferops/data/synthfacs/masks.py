@@ -82,7 +82,7 @@ def au_regions(identity: Identity, levels: dict[str, float], model: FaceModel,
             shapes = [rect(*sorted((-0.08 * sign[s], reach * sign[s])), 0.0, mouth_y + 0.3) for s in sides(12)]
         elif code == 14:
             shapes = [ellipse(lm["mouth_corners"][0 if s == "R" else 1][0] + sign[s] * 0.04,
-                              lm["mouth_corners"][0 if s == "R" else 1][1], 0.16, 0.14) for s in sides(14)]
+                              lm["mouth_corners"][0 if s == "R" else 1][1], 0.2, 0.16) for s in sides(14)]
             shapes += [mouth(0.08, 0.12, 0.16)] + folds(sides(14))
         elif code == 15:
             shapes = [mouth(0.14, 0.1, 0.3)] + folds("RL")

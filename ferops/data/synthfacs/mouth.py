@@ -43,7 +43,7 @@ def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
     part = (0.025 + 0.08 * u["25"]) * (u["25"] > 0.02) * (1 - u["24"]) * (1 - 0.6 * u["23"])
     raise10 = 0.1 * u["10"] * _ARC08  # the centre of the upper lip rises most: an inverted U
     upper_inner = line - raise10 - 0.3 * part * hump - 0.02 * u12 * hump
-    lower_inner = (line + (0.7 * part + 0.85 * jaw_drop) * hump + 0.07 * u["16"] * _ARC08
+    lower_inner = (line + (0.7 * part + 0.85 * jaw_drop) * hump + 0.1 * u["16"] * _ARC08
                    + 0.05 * u["20"] * (part > 0) * _FLAT  # AU20 pulls the parted lower lip down and flat
                    - 0.025 * u["17"] * _ARC)
     lower_inner = np.maximum(lower_inner, upper_inner)
@@ -79,20 +79,22 @@ def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
     ment = 0.1 + 0.9 * u["17"] + 0.3 * age + 0.3 * u["15"]
     mx = lin(-0.5, 0.5, 7) * mw
     lower_mid = lower_outer[6]
-    model.groove(curve(mx, lower_mid + 0.05 + 0.025 * (mx / mw) ** 2), 0.03 * min(ment, 1.3), 0.035,
-                 paint_tone=1.0 - 0.14 * min(ment, 1.3))
+    model.groove(curve(mx, lower_mid + 0.05 + 0.025 * (mx / mw) ** 2), 0.03 * min(ment, 1.3) + 0.03 * u["17"], 0.035,
+                 paint_tone=1.0 - 0.14 * min(ment, 1.3) - 0.2 * u["17"])
     if u["17"] > 0.1:
         model.relief.append(Item("fill", jf(ellipse(0.0, chin_y - 0.14 - 0.03 * u["17"], 0.16, 0.09)), "relief",
-                                 0.06 * u["17"], width=BROAD))
+                                 0.12 * u["17"], width=BROAD))
         for dx, dy in ((-0.05, -0.13), (0.045, -0.12), (0.0, -0.08), (-0.02, -0.17), (0.03, -0.165), (0.07, -0.09)):
-            d.append(Item("fill", jf(ellipse(dx, chin_y + dy, 0.016, 0.012)), "skin", 1.0 - 0.2 * u["17"]))
+            d.append(Item("fill", jf(ellipse(dx, chin_y + dy, 0.022, 0.016)), "skin", 1.0 - 0.4 * u["17"]))
     for side in ("R", "L"):
         cx, cy = corners[side]
         sx = 1 if side == "L" else -1
-        if u[f"{side}14"] > 0.05:  # AU14: dimple beside the tightened corner
+        if u[f"{side}14"] > 0.05:  # AU14: a dimple crease beside the tightened corner, the skin bulging past it
             s14 = u[f"{side}14"]
-            dimple = curve(cx + sx * (0.045 + 0.01 * np.cos(lin(-1.2, 1.2, 5))), cy + lin(-0.04, 0.04, 5))
-            model.groove(dimple, 0.04 * s14, 0.03, paint_tone=1.0 - 0.3 * s14)
+            dimple = curve(cx + sx * (0.05 + 0.015 * np.cos(lin(-1.2, 1.2, 5))), cy + lin(-0.06, 0.06, 5))
+            model.groove(dimple, 0.08 * s14, 0.04, paint_tone=1.0 - 0.5 * s14)
+            model.relief.append(Item("fill", ellipse(cx + sx * 0.085, cy, 0.035, 0.06), "relief", 0.06 * s14,
+                                     width=MEDIUM))
         if u["15"] > 0.1:  # AU15: corners pulled down, the skin below them folds
             fold = np.array([[cx + sx * 0.02, cy + 0.03], [cx + sx * 0.05, cy + 0.13]])
             model.groove(fold, 0.03 * u["15"], 0.03, paint_tone=1.0 - 0.2 * u["15"])
@@ -101,6 +103,8 @@ def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
             model.groove(fold, 0.03 * u["20"], 0.03, paint_tone=1.0 - 0.22 * u["20"])
     if u["24"] > 0.1 or u["23"] > 0.3:  # pressed lips bulge the skin above and below them
         press = max(u["24"], 0.6 * u["23"])
-        model.relief.append(Item("line", curve(xs[3:-3], upper_outer[3:-3] - 0.035), "relief", 0.03 * press, width=0.05))
-        model.relief.append(Item("line", curve(xs[3:-3], lower_outer[3:-3] + 0.035), "relief", 0.03 * press, width=0.05))
-        d.append(Item("line", curve(xs[3:-3], lower_outer[3:-3] + 0.02), "skin", 1.0 - 0.18 * press, width=0.012))
+        model.relief.append(Item("line", curve(xs[3:-3], upper_outer[3:-3] - 0.035), "relief", 0.06 * press, width=0.05))
+        model.relief.append(Item("line", curve(xs[3:-3], lower_outer[3:-3] + 0.035), "relief", 0.06 * press, width=0.05))
+        d.append(Item("line", curve(xs[3:-3], lower_outer[3:-3] + 0.02), "skin", 1.0 - 0.35 * press, width=0.016))
+        d.append(Item("line", curve(xs[3:-3], upper_outer[3:-3] - 0.015), "skin", 1.0 - 0.25 * press, width=0.012))
+        d.append(Item("line", curve(xs[1:-1], line[1:-1]), "mouth", 1.0, width=0.01 + 0.012 * press, depth=0.065))
