@@ -266,7 +266,9 @@ def cmd_registry_rollback(args) -> None:
 
 
 FORMATS = ["ck+", "fer2013", "casme2", "folders"]
-LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data"}  # no TensorFlow needed
+# No TensorFlow needed: each DVC stage is a fresh process, and `import tensorflow` costs ~7 s of it here.
+LIGHT_COMMANDS = {"results", "reconcile", "registry", "import-data", "generate", "preprocess", "validate", "domain",
+                  "register"}
 OWN_PARAMS_COMMANDS = {"results", "import-data", "predict"}  # read no params.yaml, or only when one exists
 NO_STORE_COMMANDS = {"preprocess", "domain"}  # never open the tracking store
 

@@ -183,3 +183,19 @@ def test_unreachable_tracking_server_is_one_line(tmp_path):
     result = _ferops("cv", "--out", "out", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     _one_line_error(result, "http://127.0.0.1:9")
     assert not (tmp_path / "out").exists()
+
+
+NO_TF_CHECK = ("import sys; from ferops.cli import main\nmain(sys.argv[1:])\n"
+               "print('IMPORTED', 'tensorflow' in sys.modules, 'keras' in sys.modules, file=sys.stderr)\n")
+
+
+@pytest.mark.slow
+def test_data_stages_never_import_tensorflow(tmp_path):
+    """generate, preprocess, validate and domain are DVC stages of their own: each saves TensorFlow's ~7 s start."""
+    params = _params_file(tmp_path, {"domains": {"au": {"n": 24, "out": str(tmp_path / "domains" / "au")}}})
+    for args in (["generate", "--out", str(tmp_path / "raw")], ["preprocess"], ["validate", "--report", str(tmp_path / "validation.json")],
+                 ["domain", "au"]):
+        done = subprocess.run([sys.executable, "-c", NO_TF_CHECK, "--params", str(params), *args], cwd=tmp_path,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+        assert done.returncode == 0, (args, done.stderr[-2000:])
+        assert "IMPORTED False False" in done.stderr, (args, done.stderr[-2000:])
