@@ -90,9 +90,9 @@ def build_mouth(idt: Identity, u: dict, model: FaceModel, geo: dict) -> None:
         cx, cy = corners[side]
         sx = 1 if side == "L" else -1
         if u[f"{side}14"] > 0.05:  # AU14: a dimple crease beside the tightened corner, the skin bulging past it
-            s14 = u[f"{side}14"]
+            s14 = u[f"{side}14"] ** 0.6  # a dimple is a pit: it shows early, then deepens little
             dimple = curve(cx + sx * (0.05 + 0.015 * np.cos(lin(-1.2, 1.2, 5))), cy + lin(-0.06, 0.06, 5))
-            model.groove(dimple, 0.08 * s14, 0.04, paint_tone=1.0 - 0.5 * s14)
+            model.groove(dimple, 0.08 * s14, 0.045, paint_tone=1.0 - 0.6 * s14)
             model.relief.append(Item("fill", ellipse(cx + sx * 0.085, cy, 0.035, 0.06), "relief", 0.06 * s14,
                                      width=MEDIUM))
         if u["15"] > 0.1:  # AU15: corners pulled down, the skin below them folds
