@@ -7,7 +7,7 @@ to its own MLflow experiment (`ferops-seeds`, so the results view is not crowded
 nothing. Seed 42 is params.yaml's, so its row repeats `make run`'s figure.
 
     .venv/bin/python benchmarks/seed_spread.py                          # cv and micro, seeds 42 43 44
-    .venv/bin/python benchmarks/seed_spread.py --stages cv au micro --seeds 42 43 44
+    .venv/bin/python benchmarks/seed_spread.py --stages cv au cross_task micro --seeds 42 43 44
 
 Run it after `make run` (it reads the processed data and domains that run made).
 """
@@ -51,7 +51,15 @@ def headline_micro(params, out: Path) -> dict[str, float]:
             "micro LBP-TOP UF1 (5 classes)": m["metrics"]["lbp_top"]["5class"]["uf1"]}
 
 
-STAGES = {"cv": headline_cv, "au": headline_au, "micro": headline_micro}
+def headline_cross_task(params, out: Path) -> dict[str, float]:
+    from ferops.experiments.cross_task.stage import run_cross_task
+
+    m = run_cross_task(params, ROOT / "outputs" / "model" / "model.keras", out_dir=out)["metrics"]  # refit's model
+    return {"cross-task scratch F1 at 100%": m["scratch_f1@1"], "cross-task frozen F1 at 100%": m["frozen_f1@1"],
+            "cross-task frozen - scratch at 10%": m["frozen_f1@0.1"] - m["scratch_f1@0.1"]}
+
+
+STAGES = {"cv": headline_cv, "au": headline_au, "cross_task": headline_cross_task, "micro": headline_micro}
 
 
 def main() -> None:

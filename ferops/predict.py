@@ -33,7 +33,7 @@ from ferops.errors import FeropsError
 from ferops.io import atomic_file
 from ferops.serving.analyzer import Analyzer, Head, Settings
 from ferops.serving.backend import quiet_keras_import
-from ferops.serving.pipeline_model import head_model, load_bundle
+from ferops.serving.runtime import head_model, load_bundle
 from ferops.serving.video import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,

@@ -20,7 +20,7 @@ from keras import layers
 from ferops.errors import FeropsError
 from ferops.models import build_cnn
 from ferops.serving.numpy_model import NotSupported, load_numpy_model
-from ferops.serving.pipeline_model import head_model
+from ferops.serving.runtime import head_model
 from ferops.serving.synthetic import still
 from ferops.train import precision
 

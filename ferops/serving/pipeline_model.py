@@ -27,52 +27,16 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from ferops.errors import FeropsError, shown_key
-from ferops.serving.analyzer import ID_COLUMNS, Analyzer, Head, Settings, output_columns
-from ferops.serving.numpy_model import NotSupported, load_numpy_model
+from ferops.serving.analyzer import ID_COLUMNS, Analyzer, Settings, output_columns
 from ferops.serving.pixels import decode, pipeline_input
 from ferops.serving.refusal import RequestRefused
+from ferops.serving.runtime import CONFIG, bundle_analyzer, load_bundle
 from ferops.serving.synthetic import still
 
-CONFIG = "config"
-RUNTIMES = ("keras", "numpy")  # what computes the heads: Keras in this machine's precision, or NumPy in float32
 _TYPES = {"image": "string", "frame": "long", "face": "long", "x": "long", "y": "long", "w": "long", "h": "long",
           "aligned": "boolean", "prediction": "string"}
 # What the bundle needs at load time besides Keras (pinned to this environment's versions).
 _REQUIREMENTS = ("opencv-python-headless", "pyyaml", "tqdm")
-
-
-def head_model(path: str, runtime: str = "keras", required: bool = True):
-    """One .keras file, computed by `runtime`; numpy falls back to Keras (unless `required`) for layers it lacks."""
-    if runtime == "numpy":
-        try:
-            return load_numpy_model(path)
-        except NotSupported as exc:
-            if required:
-                raise FeropsError(f"{path}: the numpy runtime cannot compute it ({exc}); use --runtime keras") from None
-    from ferops.serving.backend import quiet_keras_import
-    from ferops.train.precision import load_keras  # this machine's precision (FEROPS_PRECISION forces one)
-
-    quiet_keras_import()
-    return load_keras(path)
-
-
-def bundle_analyzer(config: dict, files: dict[str, str], runtime: str = "keras", required: bool = True) -> Analyzer:
-    """The bundle's Analyzer from its config and its model files (artifact name -> local path)."""
-    heads = {name: Head(head_model(files[name], runtime, required), tuple(config[name]["labels"]),
-                        config[name]["prefix"]) if config.get(name) else None for name in ("emotion", "au")}
-    return Analyzer(heads["emotion"], heads["au"], Settings(**config["settings"]))
-
-
-def load_bundle(folder: str | Path, runtime: str, required: bool = True) -> Analyzer | None:
-    """A downloaded bundle's Analyzer read from its files (MLmodel's artifact list), without unpickling anything;
-    None for a pyfunc that is not a fer-pipeline bundle."""
-    folder = Path(folder)
-    pyfunc = mlflow.models.Model.load(str(folder / "MLmodel")).flavors.get("python_function", {})
-    artifacts = pyfunc.get("artifacts") or {}
-    if pyfunc.get("python_model") is None or CONFIG not in artifacts:
-        return None
-    files = {name: str(folder / spec["path"]) for name, spec in artifacts.items()}
-    return bundle_analyzer(json.loads(Path(files[CONFIG]).read_text()), files, runtime, required)
 
 
 class FacePipeline(mlflow.pyfunc.PythonModel):
@@ -149,5 +113,4 @@ def log_pipeline(name: str, files: dict[str, str], labels: dict[str, tuple[str, 
     )
 
 
-__all__ = ["FacePipeline", "ID_COLUMNS", "RUNTIMES", "bundle_analyzer", "head_model", "load_bundle", "log_pipeline",
-           "score_frame", "signature"]
+__all__ = ["FacePipeline", "ID_COLUMNS", "bundle_analyzer", "load_bundle", "log_pipeline", "score_frame", "signature"]
