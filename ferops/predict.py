@@ -72,14 +72,14 @@ def _download(uri: str, folder: str) -> str:
 
 
 def load_model(uri: str, runtime: str = "keras", required: bool = True) -> tuple:
-    """A registry/runs URI or a local .keras file -> (model, class names); the model a keras.Model unless
-    `runtime` is numpy (ferops.serving.pipeline_model.head_model)."""
+    """A registry/runs URI or a local .keras file -> (model, class names): a keras.Model in this machine's
+    precision, or under `runtime` numpy a float32 NumPy chain (ferops.serving.runtime.head_model)."""
     if _is_local_file(uri):
         if not Path(uri).is_file():
             raise FeropsError(f"{uri}: no such model file; pass a .keras file or a registry URI such as "
                               f"models:/fer-emotion@champion (`ferops registry list` shows them)")
         with load_errors(uri):  # safe mode: a Lambda layer's code never runs
-            model = head_model(uri, runtime, required)  # in this machine's precision, whatever it was trained in
+            model = head_model(uri, runtime, required)
         n = model.output_shape[-1]
         return model, EMOTIONS if n == len(EMOTIONS) else tuple(f"class_{i}" for i in range(n))
     ref = check_model_uri(uri)
@@ -116,6 +116,12 @@ def trained_on(uri: str) -> dict:
                           f"retrain it with this ferops version") from None
 
 
+def _pyfunc_analyzer(uri: str) -> Analyzer:
+    """The Analyzer a pyfunc's own code builds (Keras, this machine's precision): MLflow unpickles that code."""
+    quiet_keras_import()
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+
+
 def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = False, runtime: str = "keras",
                   required: bool = True) -> Analyzer:
     """A fer-pipeline bundle (with its own settings) or a plain emotion model (with params.yaml `serving`).
@@ -133,16 +139,17 @@ def load_analyzer(uri: str, serving: ServingParams | None, trust_model: bool = F
             check_trusted(uri, local_bundle, trust_model)
             with load_errors(uri, ref and ref.version):
                 if runtime == "keras":
-                    quiet_keras_import()
-                    return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
+                    return _pyfunc_analyzer(uri)
                 with contextlib.ExitStack() as stack:  # a download is read whole, then removed
                     folder = uri if local_bundle else _download(uri, stack.enter_context(
                         tempfile.TemporaryDirectory(prefix="ferops-bundle-")))
                     analyzer = load_bundle(folder, runtime, required)
-                if analyzer is None:  # not a ferops bundle: only its own pyfunc code knows how to run it
-                    quiet_keras_import()
-                    return mlflow.pyfunc.load_model(uri).unwrap_python_model().analyzer
-                return analyzer
+                if analyzer is not None:
+                    return analyzer
+                if required:  # `--runtime numpy` asked for: say so rather than start Keras behind the user's back
+                    raise FeropsError(f"{uri}: not a fer-pipeline bundle, so the numpy runtime cannot read it (only "
+                                      f"its own pyfunc code knows how to run it); use --runtime keras or auto")
+                return _pyfunc_analyzer(uri)  # not a ferops bundle: only its own pyfunc code knows how to run it
     if serving is None:
         raise FeropsError(f"{uri}: a plain emotion model takes its face-detection settings from params.yaml "
                           f"`serving`, and there is no params.yaml here; run from the project folder (or pass "

@@ -387,6 +387,9 @@ def test_a_pyfunc_folder_with_a_malicious_reduce_does_not_run_without_trust(tmp_
     before = snapshot(tmp_path)
     one_line(*ferops_here(["predict", "face.png", "--model", "evil"], capsys), "evil: loading", "--trust-model")
     assert not marker.exists() and snapshot(tmp_path) == before
+    one_line(*ferops_here(["predict", "face.png", "--model", "evil", "--trust-model", "--runtime", "numpy"], capsys),
+             "not a fer-pipeline bundle", "--runtime keras")  # numpy reads bundles only: no silent fall back
+    assert not marker.exists() and snapshot(tmp_path) == before
     ferops_here(["predict", "face.png", "--model", "evil", "--trust-model"], capsys)
     assert marker.exists()  # the refusal above was all that stood between the folder and its code
 

@@ -49,9 +49,9 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
     trained, splits = [], []
     fold_model, inner_split = jobs._fold_model, jobs.inner_split
 
-    def recording_fold_model(job, train, fold):
+    def recording_fold_model(job, train, fold, source):
         trained.append((job, fold, np.array(train)))
-        return fold_model(job, train, fold)
+        return fold_model(job, train, fold, source)
 
     def recording_inner_split(rows, subjects, fraction, seed):
         fit_rows, val_rows = inner_split(rows, subjects, fraction, seed)

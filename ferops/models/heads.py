@@ -35,12 +35,15 @@ class Head:
             raise ValueError(f"head l1/l2 must be >= 0, got {self.l1}/{self.l2}")
 
 
+OUTPUT = "output"  # the output layer's name, whatever the head
+
+
 def attach_head(features, head: Head):
     """The output layer, always named "output" (the intensity head adds a x5 rescale after it)."""
     sparsity = keras.regularizers.L1L2(l1=head.l1, l2=head.l2) if head.l1 or head.l2 else None
     activation = "sigmoid" if head.activation == "intensity" else head.activation
     # float32 whatever the policy: softmax/sigmoid, the activity penalty and the loss stay exact under bf16/float16
-    x = layers.Dense(head.n_outputs, activation=activation, activity_regularizer=sparsity, name="output",
+    x = layers.Dense(head.n_outputs, activation=activation, activity_regularizer=sparsity, name=OUTPUT,
                      dtype="float32")(features)
     if head.activation == "intensity":
         # 5 * sigmoid keeps every prediction on the FACS scale; a linear head would need clipping wherever it is served

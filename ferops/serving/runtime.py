@@ -14,7 +14,6 @@ from ferops.serving.analyzer import Analyzer, Head, Settings
 from ferops.serving.numpy_model import NotSupported, load_numpy_model
 
 CONFIG = "config"  # the bundle's artifact holding its settings and output labels
-RUNTIMES = ("keras", "numpy")
 
 
 def head_model(path: str, runtime: str = "keras", required: bool = True):
@@ -53,4 +52,4 @@ def load_bundle(folder: str | Path, runtime: str, required: bool = True) -> Anal
     return bundle_analyzer(json.loads(Path(files[CONFIG]).read_text()), files, runtime, required)
 
 
-__all__ = ["CONFIG", "RUNTIMES", "bundle_analyzer", "head_model", "load_bundle"]
+__all__ = ["CONFIG", "bundle_analyzer", "head_model", "load_bundle"]

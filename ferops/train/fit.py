@@ -104,7 +104,7 @@ class CompiledModels:
     opt in (`reuse=True`) only where they are done with it by then. At most `size` are kept.
     """
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 8):
         self.size, self.kept = size, {}
         self.given = weakref.WeakKeyDictionary()  # models passed in by callers -> the settings they were compiled for
 

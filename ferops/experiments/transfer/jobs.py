@@ -10,9 +10,10 @@ Two kinds of job, in two waves (the off-diagonal cells need the source models):
   and is scored on the same untouched test fold.
 
 A job carries its dataset's arrays (images, targets, subjects, folds), not a
-path, and seeds everything it builds from (seed, fold): loading the source model
-and giving it a new head draw their layer seeds privately, so a cell's result
-depends neither on the process that ran it nor on what that process ran before.
+path, and seeds everything it builds from (seed, fold): a fold's model is the
+paper CNN built under those seeds with the source's weights copied in, so a
+cell's result depends neither on the process that ran it nor on what that
+process ran before, and the kernel's kept compiled model of its kind trains it.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import numpy as np
 
 from ferops.config import Params
 from ferops.errors import FeropsError
-from ferops.models.cnn import CONV_LAYERS, replace_head
-from ferops.models.heads import Head
+from ferops.models.cnn import CONV_LAYERS, build_model
+from ferops.models.heads import OUTPUT, Head
 from ferops.runners import local_map
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.job_runs import RunTarget, child_run, current_target
-from ferops.train.fit import fit, predict_proba, private_layer_seeds
+from ferops.train.fit import fit, predict_proba
 from ferops.train.folds import inner_split, subject_subset
 from ferops.train.out_of_fold import out_of_fold
 from ferops.train.tasks import emotion_task
@@ -147,20 +148,37 @@ def _fit(params: Params, data: Domain, rows: np.ndarray, run, *, model=None, see
 def run_source(job: SourceJob) -> SourceResult:
     """The model trained on all of A, in its own nested run under the transfer parent."""
     with child_run(job.target, source_run_name(job.data.name), {"ferops.kind": "transfer-fit"}) as run:
-        model = _fit(job.params, job.data, np.arange(len(job.data.y)), run, seed_offset=1000 + job.index)
-        blob = model_bytes(model)
+        model = _fit(job.params, job.data, np.arange(len(job.data.y)), run, seed_offset=1000 + job.index, reuse=True)
+        blob = model_bytes(model)  # before the next fit of this kind overwrites the kept model
     keras.backend.clear_session()
     return SourceResult(run.info.run_id, blob)
 
 
-def _fold_model(job: CellJob, train: np.ndarray, fold: int) -> keras.Model:
+def _from_source(source: keras.Model, job: CellJob):
+    """A builder of the paper CNN with B's new head, every other layer set to the source's weights.
+
+    Built fresh (not the source's graph with a new head) so that the kernel's kept compiled model of
+    this kind trains it (CompiledModels): one trace per (mode, head) for the whole matrix, not one per fold.
+    """
+    frozen = CONV_LAYERS if job.mode == "frozen" else ()
+
+    def build() -> keras.Model:
+        model = build_model(job.params.model, Head(len(job.data.classes), "softmax"), job.data.images.shape[1:])
+        for layer in model.layers:
+            if layer.name != OUTPUT and layer.weights:
+                layer.set_weights(source.get_layer(layer.name).get_weights())
+            layer.trainable = layer.name not in frozen
+        return model
+
+    return build
+
+
+def _fold_model(job: CellJob, train: np.ndarray, fold: int, source: keras.Model | None) -> keras.Model:
     if job.mode == WITHIN:
         return _fit(job.params, job.data, train, mlflow.active_run(), seed_offset=fold, reuse=True)
-    with private_layer_seeds(job.params.seed + fold):  # the loaded layers' and the new head's seeds
-        frozen = CONV_LAYERS if job.mode == "frozen" else ()
-        base = replace_head(load_model_bytes(job.model), Head(len(job.data.classes), "softmax"), freeze=frozen)
     params = job.finetune if job.mode == "fine_tuned" else job.params
-    return _fit(params, job.data, train, mlflow.active_run(), model=base, seed_offset=fold)
+    return _fit(params, job.data, train, mlflow.active_run(), model=_from_source(source, job), seed_offset=fold,
+                reuse=True)
 
 
 @dataclass(frozen=True)
@@ -193,13 +211,12 @@ def cell_metrics(job: CellJob) -> dict:
     else:
         folds = [CellFold(f, job.train_rows(f), np.flatnonzero(d.folds == f)) for f in range(n_folds)]
         target = current_target()  # the cell's run
+        source = None if job.mode == WITHIN else load_model_bytes(job.model)  # read once: its weights start each fold
 
         def train_fold(fold: CellFold) -> CellFoldResult:
             with child_run(target, fold.run_name, {"ferops.kind": "transfer-fit"}) as run:
-                model = _fold_model(job, fold.train, fold.fold)
+                model = _fold_model(job, fold.train, fold.fold, source)
             test_pred = predict_proba(model, d.images[fold.test]).argmax(axis=1)  # the fold, once, after training
-            if job.mode != WITHIN:  # a loaded source model per fold: free it (the diagonal's is kept compiled)
-                keras.backend.clear_session()
             return CellFoldResult(fold.fold, run.info.run_id, test_pred)
 
         for fold, result in zip(folds, out_of_fold(f"transfer {job.run_name}", folds, train_fold, local_map, target)):
