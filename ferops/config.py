@@ -154,7 +154,8 @@ class AUParams:
 class TransferParams:
     datasets: tuple[str, ...]  # processed dataset dirs: every ordered pair is a cell
     folds: int = rule(ge=2)  # folds over each target dataset's subjects (image-level where unknown)
-    epochs: int = rule(ge=1)
+    epochs: int = rule(ge=1)  # models from scratch: source models, the diagonal, the curve's scratch points
+    finetune_epochs: int = rule(ge=1)  # models that start from a source: frozen and fine-tuned cells and points
     width: float = rule(gt=0.0, le=MAX_WIDTH)
     finetune_lr_scale: float = rule(gt=0.0, le=1.0)  # fine-tuning learning rate = train.learning_rate x this
     fractions: tuple[float, ...] = rule(gt=0.0, le=1.0, ascending=True)  # curve: shares of a fold's training subjects

@@ -71,3 +71,12 @@ def test_logged_keras_model_pins_this_environment_without_inferring(mlflow_store
         else "tensorflow-cpu"
     for name in ("mlflow", tf, "keras", "numpy"):
         assert f"{name}=={importlib.metadata.version(name)}" in pins, (name, pins)
+
+
+def test_epoch_metrics_go_async_only_to_a_remote_server():
+    """A local store is written directly: closing a run that used MLflow's async queue waits up to 1 s for it."""
+    from ferops.tracking.epoch_logger import is_remote
+
+    assert is_remote("http://127.0.0.1:5000") and is_remote("HTTPS://mlflow.lab") and is_remote("databricks")
+    assert not is_remote("sqlite:///mlflow.db") and not is_remote("file:///tmp/mlruns")
+    assert not is_remote("/tmp/mlruns") and not is_remote("postgresql://u@db/mlflow")

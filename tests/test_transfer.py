@@ -32,6 +32,25 @@ def test_zero_shot_maps_classes_by_name_and_excludes_what_the_source_lacks():
         zero_shot_predictions(probs, source, ("fear",), np.array([0, 0, 0]))
 
 
+def test_fine_tuning_starts_from_the_source_head_for_the_classes_both_have():
+    import keras
+
+    from ferops.experiments.transfer.jobs import carry_head
+
+    source_classes, target_classes = ("neutral", "anger", "happiness"), ("happiness", "contempt", "neutral")
+    source = keras.layers.Dense(3)
+    source.build((None, 4))
+    new = keras.layers.Dense(3)
+    new.build((None, 4))
+    fresh_contempt = np.array(new.get_weights()[0][:, 1])
+    carry_head(new, source, target_classes, source_classes)
+    (kernel, bias), (source_kernel, source_bias) = new.get_weights(), source.get_weights()
+    np.testing.assert_array_equal(kernel[:, 0], source_kernel[:, 2])  # happiness, by name not position
+    np.testing.assert_array_equal(kernel[:, 2], source_kernel[:, 0])  # neutral
+    np.testing.assert_array_equal(kernel[:, 1], fresh_contempt)  # the source has no contempt: the new unit stays
+    assert bias[0] == source_bias[2] and bias[2] == source_bias[0]
+
+
 def _domain(path, seed: int, name: str, invert: bool) -> str:
     toy = make_toy_dataset(n=90, n_classes=3, n_subjects=9, seed=seed)
     images = 255 - toy.images if invert else toy.images
@@ -63,7 +82,7 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
     a = _domain(tmp_path / "a", 0, "upright", invert=False)
     b = _domain(tmp_path / "b", 1, "inverted", invert=True)
     fractions = [0.4, 0.8]  # of ~4-5 training subjects per fold: 2 and 3-4 people (10% and 25% would both be 2)
-    params = make_params({"transfer": {"datasets": [a, b], "folds": 2, "epochs": 4, "width": 0.125,
+    params = make_params({"transfer": {"datasets": [a, b], "folds": 2, "epochs": 4, "finetune_epochs": 4, "width": 0.125,
                                        "finetune_lr_scale": 1.0, "fractions": fractions}})
     configure(params.tracking)
     result = run_transfer(params, out_dir=tmp_path / "out")

@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from ferops.config import ModelParams
-from ferops.models.heads import Head, attach_head
+from ferops.models.heads import OUTPUT, Head, attach_head
 
 LAST_CONV = "conv3"  # layer name the AU-correlation and visualisation code reads
 FEATURES = "dense"  # the 512 features a sequence model reads per frame
@@ -67,6 +67,22 @@ def build_cnn(
 def feature_extractor(model: keras.Model) -> keras.Model:
     """The model up to its 512 `dense` features (shared weights), e.g. for TimeDistributed under an LSTM."""
     return keras.Model(model.input, model.get_layer(FEATURES).output, name=f"{model.name}_features")
+
+
+def rebuilt_from(source: keras.Model, params: ModelParams, head: Head, input_shape: tuple[int, int, int],
+                 freeze: tuple[str, ...] = ()) -> keras.Model:
+    """A fresh paper CNN with `head`, every layer but the head set to `source`'s weights; `freeze` stop training.
+
+    What replace_head gives, as a new model of the standard architecture: the training kernel keeps one
+    compiled model per architecture (ferops.train.fit.CompiledModels), so fits started from a pretrained
+    backbone reuse its traced step instead of tracing a graph of their own each time.
+    """
+    model = build_model(params, head, input_shape)
+    for layer in model.layers:
+        if layer.name != OUTPUT and layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+        layer.trainable = layer.name not in freeze
+    return model
 
 
 def replace_head(model: keras.Model, head: Head, freeze: tuple[str, ...] = (), name: str | None = None) -> keras.Model:

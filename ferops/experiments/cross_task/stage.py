@@ -15,9 +15,9 @@ separate SynthFACS domain with its own identities.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import keras
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
@@ -30,7 +30,7 @@ from ferops.errors import FeropsError
 from ferops.evaluation import save_figure, write_csv, write_json
 from ferops.experiments.au.metrics import presence_table
 from ferops.experiments.au.stage import choose_aus, decision_thresholds
-from ferops.models.cnn import CONV_LAYERS, replace_head
+from ferops.models.cnn import CONV_LAYERS, rebuilt_from
 from ferops.tracking.epoch_logger import EpochLogger
 from ferops.tracking.lineage import lineage_tags
 from ferops.tracking.store import configure
@@ -93,9 +93,9 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
             fit_rows, val_rows = inner_split(rows, dataset.subjects, p.train.validation_fraction, params.seed)
             if mode == "scratch":
                 model, recipe = None, p
-            else:
-                base = load_keras(emotion_model, params.train.precision)  # a fresh copy per cell
-                model = replace_head(base, task.head, freeze=CONV_LAYERS if mode == "frozen" else ())
+            else:  # the emotion weights in a fresh paper CNN: the kernel's kept compiled model of this mode trains it
+                freeze = CONV_LAYERS if mode == "frozen" else ()
+                model = partial(rebuilt_from, source, p.model, task.head, dataset.images.shape[1:], freeze)
                 recipe = finetune if mode == "fine_tuned" else p
             n_subjects = len(np.unique(dataset.subjects[rows]))
             with mlflow.start_run(run_name=f"{mode}-{fraction:g}", nested=True) as run:
@@ -103,7 +103,7 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
                 mlflow.log_params({"fraction": fraction, "n_subjects": n_subjects, "n_fit": len(fit_rows)})
                 result = fit(recipe, task, dataset.images[fit_rows], y[fit_rows], dataset.images[val_rows],
                              y[val_rows], model=model, callbacks=[EpochLogger(run.info.run_id)], seed_offset=step,
-                             augment=au.augment)
+                             augment=au.augment, reuse=True)
                 cut = decision_thresholds(result.model, dataset.images, y, val_rows)  # training subjects only
                 table = presence_table(y[test_rows], predict_proba(result.model, dataset.images[test_rows]), labels,
                                        cut)
@@ -111,7 +111,6 @@ def run_cross_task(params: Params, emotion_model: str | Path, out_dir: Path = OU
                 mlflow.log_metrics({"f1_mean": f1, "auroc_mean": float(np.nanmean(table["auroc"]))})
             rows_out.append({"mode": mode, "fraction": fraction, "n_subjects": n_subjects, "n_images": len(rows),
                              "f1_mean": f1, "auroc_mean": float(np.nanmean(table["auroc"])), "run_id": run.info.run_id})
-            keras.backend.clear_session()
         curve = pd.DataFrame(rows_out)
         out_dir = Path(out_dir)
         write_csv(curve, out_dir / "learning_curve.csv")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ferops.config import Params
 from ferops.errors import FeropsError
-from ferops.models.cnn import CONV_LAYERS, build_model
+from ferops.models.cnn import CONV_LAYERS, rebuilt_from
 from ferops.models.heads import OUTPUT, Head
 from ferops.runners import local_map
 from ferops.tracking.epoch_logger import EpochLogger
@@ -67,8 +67,7 @@ class CellJob:
     source_classes: tuple[str, ...]
     mode: str  # within | zero_shot | frozen | fine_tuned
     data: Domain  # the target dataset B
-    params: Params
-    finetune: Params  # fine_tuned cells: params with the lowered learning rate
+    params: Params  # what its folds train with: the mode's epochs and learning rate
     tags: dict[str, str]
     target: RunTarget
     model: bytes | None  # the source model (.keras bytes); None on the diagonal
@@ -154,31 +153,42 @@ def run_source(job: SourceJob) -> SourceResult:
     return SourceResult(run.info.run_id, blob)
 
 
-def _from_source(source: keras.Model, job: CellJob):
-    """A builder of the paper CNN with B's new head, every other layer set to the source's weights.
+def carry_head(new: keras.layers.Dense, source: keras.layers.Dense, new_classes: tuple[str, ...],
+               source_classes: tuple[str, ...]) -> None:
+    """The source's output units for the classes both datasets have, by name; the new head's own (seeded,
+    random) units for the rest. The emotion vocabulary is shared, so a fine-tuned model starts where the
+    zero-shot one is, instead of relearning its classifier from random weights at a lowered learning rate."""
+    kernel, bias = (np.array(w) for w in new.get_weights())
+    source_kernel, source_bias = source.get_weights()
+    for j, name in enumerate(new_classes):
+        if name in source_classes:
+            kernel[:, j], bias[j] = source_kernel[:, source_classes.index(name)], source_bias[source_classes.index(name)]
+    new.set_weights([kernel, bias])
 
-    Built fresh (not the source's graph with a new head) so that the kernel's kept compiled model of
-    this kind trains it (CompiledModels): one trace per (mode, head) for the whole matrix, not one per fold.
+
+def _from_source(source: keras.Model, job: CellJob):
+    """A builder of the paper CNN for B's classes, started from the source's weights.
+
+    frozen: the source's conv and dense layers, conv kept fixed, a new head (the paper's frozen features);
+    fine_tuned: the whole source network, its head carried over class by class (carry_head).
+    Built fresh (rebuilt_from), so the kernel's kept compiled model of this kind trains it: one trace per
+    (mode, head) for the whole matrix, not one per fold.
     """
     frozen = CONV_LAYERS if job.mode == "frozen" else ()
 
     def build() -> keras.Model:
-        model = build_model(job.params.model, Head(len(job.data.classes), "softmax"), job.data.images.shape[1:])
-        for layer in model.layers:
-            if layer.name != OUTPUT and layer.weights:
-                layer.set_weights(source.get_layer(layer.name).get_weights())
-            layer.trainable = layer.name not in frozen
+        model = rebuilt_from(source, job.params.model, Head(len(job.data.classes), "softmax"),
+                             job.data.images.shape[1:], freeze=frozen)
+        if job.mode == "fine_tuned":
+            carry_head(model.get_layer(OUTPUT), source.get_layer(OUTPUT), job.data.classes, job.source_classes)
         return model
 
     return build
 
 
 def _fold_model(job: CellJob, train: np.ndarray, fold: int, source: keras.Model | None) -> keras.Model:
-    if job.mode == WITHIN:
-        return _fit(job.params, job.data, train, mlflow.active_run(), seed_offset=fold, reuse=True)
-    params = job.finetune if job.mode == "fine_tuned" else job.params
-    return _fit(params, job.data, train, mlflow.active_run(), model=_from_source(source, job), seed_offset=fold,
-                reuse=True)
+    build = None if job.mode == WITHIN else _from_source(source, job)
+    return _fit(job.params, job.data, train, mlflow.active_run(), model=build, seed_offset=fold, reuse=True)
 
 
 @dataclass(frozen=True)

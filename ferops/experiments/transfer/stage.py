@@ -4,8 +4,10 @@ For every ordered pair of datasets (A, B):
 - zero-shot: the emotion CNN trained on all of A scores B, with classes mapped
   through the canonical vocabulary: B's images of a class A lacks are left out
   and listed, and A's prediction is the best of the classes B has;
-- frozen: A's conv layers kept, a new dense layer and head trained on B;
-- fine-tuned: A's whole network trained further on B (new head, lower learning rate).
+- frozen: A's conv layers kept fixed, its dense layer and a new head trained on B;
+- fine-tuned: A's whole network trained further on B at a lower learning rate,
+  its output units carried over for the classes both have (a new unit for the rest).
+Models that start from a source train `transfer.finetune_epochs`, models from scratch `transfer.epochs`.
 The diagonal is within-dataset CV from scratch, the same in all three tables.
 
 Every cell that trains on B does so on B's training folds and is scored on the
@@ -161,7 +163,9 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
         raise FeropsError(f"transfer.fractions: each share once, got {list(t.fractions)}")
     out_dir = Path(out_dir)
     p = replace(params, **{"model.width": t.width, "train.epochs": t.epochs})
-    finetune = replace(p, **{"train.learning_rate": p.train.learning_rate * t.finetune_lr_scale})
+    frozen = replace(p, **{"train.epochs": t.finetune_epochs})
+    mode_params = {WITHIN: p, "zero_shot": p, "frozen": frozen,
+                   "fine_tuned": replace(frozen, **{"train.learning_rate": p.train.learning_rate * t.finetune_lr_scale})}
     domains = []
     for d in datasets:
         y = emotion_task(d.classes).targets(d)
@@ -184,7 +188,8 @@ def run_transfer(params: Params, out_dir: Path = OUT_DIR) -> dict:
                     "cv.protocol_description": protocols[names[b]]}
             if fraction is not None:
                 tags["transfer.fraction"] = f"{fraction:g}"
-            return CellJob(names[a], datasets[a].classes, mode, domains[b], p, finetune, tags, target, model, fraction)
+            return CellJob(names[a], datasets[a].classes, mode, domains[b], mode_params[mode], tags, target, model,
+                           fraction)
 
         # Wave 1: every source model, the diagonal and the curve's scratch points; wave 2: the off-diagonal cells
         # and the curve's fine-tuned points, given their source's bytes.
