@@ -36,6 +36,7 @@ Run (about a minute at the defaults on 2 cores; one thread):
 
     nice -n 19 .venv/bin/python benchmarks/au_visibility.py [--identities 50] [--seed 42] [--threshold 4]
         [--out outputs/au_visibility.csv]
+    nice -n 19 .venv/bin/python benchmarks/au_visibility.py --labels 300   # the labels as drawn (label_visibility)
 
 Measurement only: the renderer and the labels are unchanged. It replays the domain's draws through
 `ferops.data.synthfacs.presets._identity` and `_rng` (private: the only way to reproduce sample i exactly).
@@ -161,6 +162,29 @@ def measure(identities: int = 50, seed: int = 42, targets=TARGETS, levels=LEVELS
     return pd.DataFrame(rows).round(3)
 
 
+def label_visibility(identities: int = 300, seed: int = 42, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """One row per AU target: how visible its present labels are on their own faces, as domains.au drew them.
+
+    For every AU a face carries, the face as drawn against the same face without that AU (its drawn
+    intensity, the other drawn AUs on): the share of the crop it changes by more than `threshold`.
+    An AU whose labels are often below INVISIBLE_PCT there is hidden by the AUs it shares a face with
+    (a labelling defect); one whose labels are visible but still poorly detected is a learning problem.
+    """
+    rows = []
+    for index in range(identities):
+        identity, nuisance, drawn = domain_face(index, seed)
+        face = render(identity, nuisance, drawn)[0]
+        for key in drawn:
+            target = key if key[0] in "LR" else f"AU{key}"
+            delta = np.abs(face - render(identity, nuisance, without(drawn, target))[0])
+            rows.append({"au": target, "pct": 100 * float((delta > threshold).mean())})
+    pct = pd.DataFrame(rows).groupby("au")["pct"]
+    table = pd.DataFrame({"labels": pct.size(), "median_pct_px_over": pct.median(),
+                          "share_invisible": pct.apply(lambda v: float((v < INVISIBLE_PCT).mean())),
+                          "share_faint": pct.apply(lambda v: float(((v >= INVISIBLE_PCT) & (v < VISIBLE_PCT)).mean()))})
+    return table.reindex([t for t in TARGETS if t in table.index]).reset_index().round(3)
+
+
 # ## Printing
 # (header, column, format): the 48 px columns, then the native ones when measured; text left, numbers right
 COLUMNS_48 = (("AU", "au", "<5"), ("int", "grade", ">3"), ("mean|d|", "mean_abs_delta", "8.3f"),
@@ -192,8 +216,17 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=THRESHOLD, help="grey levels a pixel must change by")
     ap.add_argument("--no-native", action="store_true", help=f"skip the {NATIVE} px columns")
     ap.add_argument("--out", default=None, help="CSV path (default outputs/au_visibility.csv)")
+    ap.add_argument("--labels", type=int, metavar="N", help="instead: each AU's present labels on the first N "
+                    "domains.au faces, as drawn (label_visibility), printed only")
     args = ap.parse_args()
     cv2.setNumThreads(1)  # one core: the renders are small and a shared machine stays responsive
+    if args.labels:
+        start = time.perf_counter()
+        table = label_visibility(args.labels, args.seed, args.threshold)
+        print(f"{args.labels} domains.au faces (seed {args.seed}), each present AU against its face without it, "
+              f"threshold {args.threshold:g} grey levels, {time.perf_counter() - start:.1f} s")
+        print(table.to_string(index=False))
+        return
     if args.out is None:
         out = Path("outputs/au_visibility.csv")
         out.parent.mkdir(parents=True, exist_ok=True)

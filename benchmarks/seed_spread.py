@@ -7,7 +7,7 @@ to its own MLflow experiment (`ferops-seeds`, so the results view is not crowded
 nothing. Seed 42 is params.yaml's, so its row repeats `make run`'s figure.
 
     .venv/bin/python benchmarks/seed_spread.py                          # cv and micro, seeds 42 43 44
-    .venv/bin/python benchmarks/seed_spread.py --stages cv au cross_task micro --seeds 42 43 44
+    .venv/bin/python benchmarks/seed_spread.py --stages cv au cross_task micro transfer --seeds 42 43 44
 
 Run it after `make run` (it reads the processed data and domains that run made).
 """
@@ -59,7 +59,22 @@ def headline_cross_task(params, out: Path) -> dict[str, float]:
             "cross-task frozen - scratch at 10%": m["frozen_f1@0.1"] - m["scratch_f1@0.1"]}
 
 
-STAGES = {"cv": headline_cv, "au": headline_au, "cross_task": headline_cross_task, "micro": headline_micro}
+def headline_transfer(params, out: Path) -> dict[str, float]:
+    from ferops.experiments.transfer.stage import run_transfer
+
+    m = run_transfer(params, out_dir=out)["metrics"]
+    pairs = [(key, *key.split("->")) for key in m["zero_shot"] if "->" in key]
+    figures = {f"transfer within-dataset, {a}": m["zero_shot"][key] for key, a, b in pairs if a == b}
+    figures |= {f"transfer off-diagonal {mode.replace('_', '-')}": m[mode]["off_diagonal_mean"]
+                for mode in ("zero_shot", "frozen", "fine_tuned")}
+    for f in params.transfer.fractions:
+        figures[f"transfer curve at {f:.0%}: fine-tuned - scratch"] = (m["curve"][f"fine_tuned@{f:g}"]
+                                                                      - m["curve"][f"scratch@{f:g}"])
+    return figures
+
+
+STAGES = {"cv": headline_cv, "au": headline_au, "cross_task": headline_cross_task, "micro": headline_micro,
+          "transfer": headline_transfer}
 
 
 def main() -> None:

@@ -69,3 +69,13 @@ def test_without_drops_every_side(av):
     assert av.without(aus, "R14") == {"12": 3.0, "R12": 1.5}
     assert av.without(aus, "AU12") == {"L14": 2.0, "14": 1.0}
     assert av.activation("L14", 3) == {"L14": 3.0} and av.activation("AU26", 2) == {"26": 2.0}
+
+
+def test_label_visibility_counts_each_present_label_once_on_its_own_face(av):
+    faces = [av.domain_face(i) for i in range(6)]
+    drawn = [key if key[0] in "LR" else f"AU{key}" for _, _, aus in faces for key in aus]
+    table = av.label_visibility(identities=6).set_index("au")
+    assert table["labels"].sum() == len(drawn)  # every present label, nothing else
+    assert all(table.loc[t, "labels"] == drawn.count(t) for t in set(drawn))
+    assert ((table["share_invisible"] >= 0) & (table["share_invisible"] + table["share_faint"] <= 1)).all()
+    assert table.loc["AU26", "median_pct_px_over"] > 5  # face 0's dropped jaw moves a large part of the crop (~31%)

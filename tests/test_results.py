@@ -42,10 +42,12 @@ def test_au_and_transfer_lines_carry_their_baselines_and_the_curve(tmp_path):
         {"all_at_once": presence, "intensity": {"mse_mean": 1.311, "icc_mean": 0.499}}))
     (tmp_path / "outputs/transfer").mkdir()
     modes = {mode: {"off_diagonal_mean": 0.2} for mode in ("zero_shot", "frozen", "fine_tuned")}
+    modes["zero_shot"] |= {"posed->posed": 0.81, "posed->wild": 0.7, "wild->posed": 0.6, "wild->wild": 0.62}
     (tmp_path / "outputs/transfer/metrics.json").write_text(json.dumps(
         {"within_mean": 0.25, **modes, "curve": {"scratch@0.1": 0.23, "fine_tuned@0.1": 0.11,
                                                  "scratch@0.25": 0.24, "fine_tuned@0.25": 0.12}}))
     au, transfer = summary_lines(tmp_path)
     assert "mean F1 0.640 (always-present 0.435), AUROC mean 0.782 min 0.517" in au and "ICC(3,1) 0.499" in au
+    assert transfer.startswith("transfer: within-dataset accuracy 0.250 (posed 0.810, wild 0.620); ")  # diagonal
     assert transfer.endswith("10%: scratch 0.230, fine tuned from another domain 0.110; "
                              "25%: scratch 0.240, fine tuned from another domain 0.120")
