@@ -20,10 +20,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-
-def is_remote(tracking_uri: str) -> bool:
-    """A tracking server reached over the network (http(s), Databricks), not a local SQLite or file store."""
-    return tracking_uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
+from ferops.tracking.store import is_local_store
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -33,7 +30,7 @@ class EpochLogger(keras.callbacks.Callback):
         super().__init__()
         self.run_id = run_id
         self.client = MlflowClient()
-        self.asynchronous = is_remote(mlflow.get_tracking_uri())
+        self.asynchronous = not is_local_store(mlflow.get_tracking_uri())  # a server, or a database over the network
         self.pending = []
 
     def on_epoch_end(self, epoch, logs=None):
