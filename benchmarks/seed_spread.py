@@ -63,8 +63,7 @@ def headline_transfer(params, out: Path) -> dict[str, float]:
     from ferops.experiments.transfer.stage import run_transfer
 
     m = run_transfer(params, out_dir=out)["metrics"]
-    pairs = [(key, *key.split("->")) for key in m["zero_shot"] if "->" in key]
-    figures = {f"transfer within-dataset, {a}": m["zero_shot"][key] for key, a, b in pairs if a == b}
+    figures = {f"transfer within-dataset, {name}": value for name, value in m["within"].items()}
     figures |= {f"transfer off-diagonal {mode.replace('_', '-')}": m[mode]["off_diagonal_mean"]
                 for mode in ("zero_shot", "frozen", "fine_tuned")}
     for f in params.transfer.fractions:

@@ -47,8 +47,7 @@ def _transfer(m: dict) -> str:
     shares = sorted({key.split("@")[1] for key in curve}, key=float)
     points = "; ".join(f"{float(share):.0%}: scratch {curve[f'scratch@{share}']:.3f}, fine tuned from another domain "
                        f"{curve[f'fine_tuned@{share}']:.3f}" for share in shares)
-    diagonal = ", ".join(f"{a} {value:.3f}" for key, value in m["zero_shot"].items()
-                         if "->" in key and (a := key.split("->")[0]) == key.split("->")[1])
+    diagonal = ", ".join(f"{name} {value:.3f}" for name, value in m["within"].items())
     return (f"transfer: within-dataset accuracy {m['within_mean']:.3f} ({diagonal}); off-diagonal means {modes}"
             + (f"; learning curve (share of the target's training subjects) {points}" if points else ""))
 

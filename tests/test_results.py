@@ -44,8 +44,8 @@ def test_au_and_transfer_lines_carry_their_baselines_and_the_curve(tmp_path):
     modes = {mode: {"off_diagonal_mean": 0.2} for mode in ("zero_shot", "frozen", "fine_tuned")}
     modes["zero_shot"] |= {"posed->posed": 0.81, "posed->wild": 0.7, "wild->posed": 0.6, "wild->wild": 0.62}
     (tmp_path / "outputs/transfer/metrics.json").write_text(json.dumps(
-        {"within_mean": 0.25, **modes, "curve": {"scratch@0.1": 0.23, "fine_tuned@0.1": 0.11,
-                                                 "scratch@0.25": 0.24, "fine_tuned@0.25": 0.12}}))
+        {"within_mean": 0.25, "within": {"posed": 0.81, "wild": 0.62}, **modes,
+         "curve": {"scratch@0.1": 0.23, "fine_tuned@0.1": 0.11, "scratch@0.25": 0.24, "fine_tuned@0.25": 0.12}}))
     au, transfer = summary_lines(tmp_path)
     assert "mean F1 0.640 (always-present 0.435), AUROC mean 0.782 min 0.517" in au and "ICC(3,1) 0.499" in au
     assert transfer.startswith("transfer: within-dataset accuracy 0.250 (posed 0.810, wild 0.620); ")  # diagonal

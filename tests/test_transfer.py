@@ -97,6 +97,7 @@ def test_inverted_domain_breaks_zero_shot_and_fine_tuning_recovers(mlflow_store,
     for mode in ("zero_shot", "frozen", "fine_tuned"):
         assert (tmp_path / "out" / f"{mode}.csv").exists() and (tmp_path / "out" / f"{mode}.png").exists()
         assert m[mode]["upright->upright"] == m["zero_shot"]["upright->upright"]  # one diagonal for all tables
+    assert m["within"] == {name: m["zero_shot"][f"{name}->{name}"] for name in ("upright", "inverted")}
 
     # Every cell is its own nested run carrying both datasets' content hashes.
     cells = mlflow.search_runs(filter_string="tags.`ferops.kind` = 'transfer-cell'", output_format="list")
