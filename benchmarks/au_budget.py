@@ -29,7 +29,7 @@ def probe(params, n: int, epochs: int, width: float, batch_size: int, folds: int
     from ferops.config import replace
     from ferops.data.synthfacs_dataset import synthfacs_dataset
     from ferops.experiments.au.metrics import intensity_table, presence_table
-    from ferops.experiments.au.stage import choose_aus
+    from ferops.experiments.au.stage import choose_aus, intensity_params
     from ferops.train.fit import fit, predict_proba
     from ferops.train.folds import inner_split, make_folds
     from ferops.train.tasks import au_intensity_task, au_presence_task
@@ -50,7 +50,8 @@ def probe(params, n: int, epochs: int, width: float, batch_size: int, folds: int
     for task in (kinds[kind](labels, au.sparsity.l1, au.sparsity.l2) for kind in tasks):
         y = task.targets(data)
         start = time.perf_counter()
-        result = fit(p, task, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows], verbose=0, reuse=True,
+        recipe = intensity_params(p) if task.name == "au_intensity" else p  # the stage's own recipe per model
+        result = fit(recipe, task, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows], verbose=0, reuse=True,
                      augment=augment)
         pred = predict_proba(result.model, x[val_rows])
         out[f"{task.name}_fit_s"] = round(time.perf_counter() - start, 1)

@@ -146,6 +146,7 @@ class AUParams:
     width: float = rule(gt=0.0, le=MAX_WIDTH)  # model.width for this experiment
     batch_size: int = rule(ge=1)
     augment: bool  # train.augment on AU training (flips swap L/R AUs); off learns faster in few epochs
+    intensity_dense_dropout: float = rule(ge=0.0, lt=1.0)  # model.dense_dropout of the intensity regression model
     refit: bool  # train the all-at-once presence model on all subjects and register it
     model_name: str
 

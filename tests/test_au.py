@@ -176,7 +176,7 @@ def test_au_thresholds_are_chosen_on_training_subjects_only(mlflow_store, tmp_pa
 
     params = make_params({"domains": {"au": {"n": 120, "out": str(tmp_path / "au")}},
                           "au": {"data": str(tmp_path / "au"), "folds": 2, "epochs": 1, "width": 0.125,
-                                 "refit": False}})
+                                 "refit": False, "intensity_dense_dropout": 0.125}})
     render_domain(params.domains["au"], params.seed, "au")
     configure(params.tracking)
     seen, jobs = [], []
@@ -200,6 +200,8 @@ def test_au_thresholds_are_chosen_on_training_subjects_only(mlflow_store, tmp_pa
         assert not set(subjects[rows]) & set(subjects[job.test_rows])
     table = json.loads((tmp_path / "out" / "run.json").read_text())["thresholds"]
     assert set(table) == set(result["labels"])
+    dropout = {job.task.name: job.params.model.dense_dropout for job in jobs}  # each model's own recipe
+    assert dropout == {"au_presence": params.model.dense_dropout, "au_intensity": 0.125}
 
 
 @pytest.mark.slow
