@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The store `make ui` opens; ferops itself reads params.yaml (tracking.tracking_uri) or MLFLOW_TRACKING_URI.
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: setup run test test-fast ui serve deploy benchmarks gpu-wheels clean
+.PHONY: setup run paper-scale test test-fast ui serve deploy benchmarks gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ data/raw:
 
 # Two workers, one test file each at a time (--dist loadfile keeps a file's module fixtures in one process):
 # the end-to-end file runs beside the rest instead of after it.
+## The paper's folds and full-width network for every experiment (params.paper.yaml) as one DVC experiment,
+# `paper-scale`: hours on 2 CPU cores (docs/paper_scale.md). `dvc exp show` lists it beside the default's results.
+paper-scale: setup data/raw
+	ferops reconcile
+	@args=$$($(BIN)/python -m ferops.profile params.paper.yaml) || exit 2; \
+	echo "$$args" | xargs -d '\n' $(BIN)/dvc exp run -n paper-scale
+
 test: setup
 	$(BIN)/pytest -n 2 --dist loadfile --durations=40
 

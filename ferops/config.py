@@ -510,6 +510,21 @@ def load_params(path: str | Path = "params.yaml", changes: Mapping | None = None
     return params
 
 
+def load_overrides(path: str | Path, params_path: str | Path = "params.yaml") -> dict[str, Any]:
+    """A profile of dotted keys (params.paper.yaml) -> {key: value}, each key a setting params.yaml has and the
+    whole laid over params.yaml a valid Params: `dvc exp run -S` would otherwise add a key ferops then refuses."""
+    overrides = read_params_file(path)
+    known = set(flatten(load_params(params_path)))
+    for key in overrides:
+        if key not in known:
+            raise ParamsError(f"{path}: {shown_key(str(key))} is not a params.yaml setting (dotted keys, e.g. cv.folds)")
+    try:
+        load_params(params_path, nest(overrides))
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+    return overrides
+
+
 def check_search_space(params: Params, data: dict) -> None:
     """Every tuned key names a real setting, and both ends of its range are values that setting accepts."""
     for key, dim in params.tune.space.items():
