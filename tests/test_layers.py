@@ -31,8 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("the training kernel", ("ferops.train",)),
     ("applications of the kernel: tuning, serving, prediction", ("ferops.tuning", "ferops.serving", "ferops.predict")),
     ("stage functions: the data stages and the experiments", ("ferops.prepare", "ferops.experiments")),
-    ("entry points: the CLI, the results summary, the stage functions under one name",
-     ("ferops.cli", "ferops.results", "ferops.pipeline")),
+    ("entry points: the CLI, the results summary, the stage functions under one name, the settings-profile printer",
+     ("ferops.cli", "ferops.results", "ferops.pipeline", "ferops.profile")),
 ]
 
 # Said outright in the issue that asked for this test, so it stays true even if LAYERS is reordered.
